@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The one test command: install, start PostgreSQL and RabbitMQ, lint, type-check, run every test
+# on SQLite and PostgreSQL and against the real RabbitMQ, then stop what it started.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+scripts/bootstrap.sh
+
+started_services=0
+cleanup() {
+  if [ "$started_services" = 1 ]; then scripts/services.sh stop || true; fi
+}
+trap cleanup EXIT
+eval "$(scripts/services.sh start)"
+started_services=1
+export HOTLINE_REQUIRE_SERVICES=1
+
+echo "== ruff" >&2
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy" >&2
+.venv/bin/mypy
+echo "== pytest (SQLite + PostgreSQL, embedded broker + RabbitMQ)" >&2
+.venv/bin/python -m pytest "$@"

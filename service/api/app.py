@@ -1,0 +1,20 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service.api import health, system
+from service.api.errors import install_error_handlers
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="hotline-router",
+        version="0.1.0",
+        description="12345 hotline appeal routing: intake, classification, dispatch, tracking.",
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(system.router)
+    return app

@@ -1,0 +1,59 @@
+"""One renderer for every expected failure: `{"error": "<ClassName>", "detail": ...}`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from classifier.errors import ClassifierError
+from router.errors import AppError
+
+log = logging.getLogger(__name__)
+
+HTTP_ERROR_NAMES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    429: "TooManyRequests",
+}
+
+
+def error_body(name: str, detail: object, **extra: object) -> dict[str, object]:
+    return {"error": name, "detail": detail, **extra}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(
+            error_body(type(exc).__name__, exc.detail, **exc.extra), status_code=exc.status_code
+        )
+
+    @app.exception_handler(ClassifierError)
+    async def _classifier_error(_request: Request, exc: ClassifierError) -> JSONResponse:
+        return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        return JSONResponse(error_body("ValidationError", errors), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        name = HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
+        return JSONResponse(
+            error_body(name, exc.detail), status_code=exc.status_code, headers=exc.headers
+        )

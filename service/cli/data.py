@@ -1,0 +1,1 @@
+"""Commands for reference and demo data (`hotline demo-data`)."""

@@ -1,0 +1,1 @@
+"""Commands for models (`hotline train`, `predict`, `evaluate`)."""

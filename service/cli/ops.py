@@ -1,0 +1,205 @@
+"""Operational commands: serve, worker, scheduler, run, migrate, probe."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from service.cli.app import CliError, app
+from service.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _require_database(settings: Settings) -> None:
+    from service import health
+    from service.runtime import get_database
+
+    check = health.check_database(get_database())
+    if not check.ok:
+        raise CliError(f"database {check.detail}")
+
+
+def _require_broker(settings: Settings) -> None:
+    from service import health
+
+    check = health.check_broker(settings)
+    if not check.ok:
+        raise CliError(f"broker {settings.broker_url.split('://', 1)[0]} {check.detail}")
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Option(help="Target revision")] = "head",
+) -> None:
+    """Create or upgrade the database schema and load the reference data."""
+    from service import migrate as migrations
+    from service.runtime import get_database
+
+    settings = get_settings()
+    try:
+        get_database().ping()
+    except Exception as exc:
+        raise CliError(
+            f"database unreachable: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from None
+    migrations.upgrade(settings.database_url, revision)
+    typer.echo(f"database at revision {migrations.current_revision(get_database().engine)}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (HOTLINE_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (HOTLINE_PORT)")] = None,
+) -> None:
+    """Run the HTTP API and pages."""
+    import uvicorn
+
+    settings = get_settings()
+    _configure_logging(settings)
+    _require_database(settings)
+    uvicorn.run(
+        "service.api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes")] = 2,
+    queues: Annotated[str, typer.Option(help="Comma-separated queues")] = "",
+) -> None:
+    """Run a Celery worker (all queues unless --queues is given)."""
+    from service.worker.app import QUEUES, celery_app
+
+    settings = get_settings()
+    _configure_logging(settings)
+    _require_broker(settings)
+    _require_database(settings)
+    celery_app.worker_main(
+        [
+            "worker",
+            "--loglevel",
+            settings.log_level.upper(),
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            queues or ",".join(QUEUES),
+            "--hostname",
+            f"hotline-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@app.command()
+def scheduler() -> None:
+    """Run Celery beat: the periodic outbox relay, deadline scans and callbacks."""
+    from service.worker.app import celery_app
+
+    settings = get_settings()
+    _configure_logging(settings)
+    _require_broker(settings)
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    celery_app.start(
+        [
+            "beat",
+            "--loglevel",
+            settings.log_level.upper(),
+            "--schedule",
+            str(settings.var_dir / "celerybeat-schedule"),
+            "--pidfile=",
+        ]
+    )
+
+
+@app.command()
+def run() -> None:
+    """Run everything on one machine: migrate, then API + worker + scheduler until interrupted."""
+    settings = get_settings()
+    _configure_logging(settings)
+    _require_broker(settings)
+    migrate(revision="head")
+    from service.bootstrap import prepare
+
+    prepare(settings)
+    commands = {
+        "api": ["serve"],
+        "worker": ["worker", "--concurrency", "2"],
+        "scheduler": ["scheduler"],
+    }
+    children = {
+        name: subprocess.Popen([sys.executable, "-m", "service.cli", *args])
+        for name, args in commands.items()
+    }
+    typer.echo(f"hotline-router running on http://{settings.host}:{settings.port} (Ctrl-C stops)")
+
+    stopping = False
+
+    def _stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                typer.echo(f"{name} exited with code {child.returncode}; stopping", err=True)
+                exit_code = child.returncode or 1
+                stopping = True
+                break
+        time.sleep(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 20
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    raise typer.Exit(exit_code)
+
+
+@app.command()
+def probe(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a worker")] = 30.0,
+) -> None:
+    """Queue a probe task and wait until a worker has executed it (end-to-end check)."""
+    from service import diagnostics
+    from service.runtime import get_database
+
+    settings = get_settings()
+    _require_database(settings)
+    _require_broker(settings)
+    with get_database().session() as session:
+        probe_id = diagnostics.create_probe(db_session=session).id
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_database().session() as session:
+            found = diagnostics.get_probe_or_raise(db_session=session, probe_id=probe_id)
+            if found.executed_at is not None:
+                typer.echo(f"probe {probe_id} executed by {found.worker}")
+                return
+        time.sleep(0.3)
+    raise CliError(f"probe {probe_id} was not executed within {timeout:g} s: is a worker running?")

@@ -1,0 +1,46 @@
+"""Process-wide objects built from the settings: the database and the task publisher."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+
+from service.config import get_settings
+from service.db import Database
+
+
+@lru_cache(maxsize=4)
+def _publisher(broker_url: str) -> Celery:
+    from service.worker.app import celery_app, create_celery
+
+    if celery_app.conf.broker_url == broker_url:
+        return celery_app
+    return create_celery(get_settings())
+
+
+def send_task(name: str, kwargs: dict[str, Any], task_id: str) -> None:
+    """Publish one task to the configured broker (used by the outbox)."""
+    _publisher(get_settings().broker_url).send_task(name, kwargs=kwargs, task_id=task_id)
+
+
+def publish_outbox(ids: list[int]) -> None:
+    from service import outbox
+
+    with get_database().session() as session:
+        outbox.publish(session, send_task, ids=ids)
+
+
+@lru_cache(maxsize=1)
+def get_database() -> Database:
+    return Database(get_settings().database_url, after_commit=publish_outbox)
+
+
+def reset() -> None:
+    """Forget cached settings and connections (tests, and after a fork)."""
+    if get_database.cache_info().currsize:
+        get_database().dispose()
+    get_database.cache_clear()
+    get_settings.cache_clear()
+    _publisher.cache_clear()

@@ -1,0 +1,75 @@
+"""Celery tasks. Tasks are thin: JSON ids in, re-read the rows, call a plain function.
+
+`hotline_task` is the one project-wide decorator: it names the task, picks its queue from the
+name, acknowledges late, retries transient failures with exponential backoff up to a cap, logs,
+and runs the body inside the unit of work (so the task wrapper owns the transaction).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from service import diagnostics, outbox
+from service.runtime import get_database, send_task
+from service.worker.app import QUEUES, celery_app
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    DBAPIError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def hotline_task(name: str, *, max_retries: int = 8, acks_late: bool = True) -> Callable[[F], Any]:
+    """Register `fn(db_session, **kwargs)` as the Celery task `name` (queue = first name part)."""
+    queue = name.split(".", 1)[0]
+    if queue not in QUEUES:
+        queue = "default"
+
+    def decorate(fn: F) -> Any:
+        @celery_app.task(
+            name=name,
+            queue=queue,
+            bind=True,
+            acks_late=acks_late,
+            reject_on_worker_lost=acks_late,
+            autoretry_for=TRANSIENT_ERRORS,
+            retry_backoff=2,
+            retry_backoff_max=300,
+            retry_jitter=True,
+            max_retries=max_retries,
+        )
+        def task(self: Any, **kwargs: Any) -> Any:
+            log.info("task %s[%s] started %s", name, self.request.id, kwargs)
+            with get_database().session() as db_session:
+                result = fn(db_session, **kwargs)
+            log.info("task %s[%s] done", name, self.request.id)
+            return result
+
+        task.__doc__ = fn.__doc__
+        return task
+
+    return decorate
+
+
+@hotline_task("system.probe")
+def probe(db_session: Session, *, probe_id: str) -> None:
+    """Mark an end-to-end probe executed."""
+    diagnostics.execute_probe(db_session=db_session, probe_id=probe_id)
+
+
+@hotline_task("system.relay_outbox", max_retries=0)
+def relay_outbox(db_session: Session) -> int:
+    """Publish outbox messages that were not published right after their commit."""
+    return outbox.publish(db_session, send_task, older_than=timedelta(seconds=10))

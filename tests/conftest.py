@@ -1,0 +1,129 @@
+"""Shared fixtures: real databases (SQLite, and PostgreSQL when the test command started one) and
+real brokers (kombu's SQLite transport, and RabbitMQ when started).
+
+`scripts/test.sh` exports HOTLINE_TEST_POSTGRES_URL and HOTLINE_TEST_AMQP_URL and sets
+HOTLINE_REQUIRE_SERVICES=1, which turns a missing server into an error instead of a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+POSTGRES_URL = os.environ.get("HOTLINE_TEST_POSTGRES_URL", "")
+AMQP_URL = os.environ.get("HOTLINE_TEST_AMQP_URL", "")
+REQUIRE_SERVICES = os.environ.get("HOTLINE_REQUIRE_SERVICES") == "1"
+
+
+def _need(url: str, what: str) -> str:
+    if url:
+        return url
+    message = f"{what} not configured (run the suite with `make test`)"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The process-wide settings must never read a developer's .env or var/ during tests.
+    os.environ.setdefault("HOTLINE_ENVIRONMENT", "test")
+    os.environ.setdefault("HOTLINE_SECRET_KEY", "test-secret-key-not-for-production")
+    os.environ.setdefault("HOTLINE_DEMO_PASSWORD", "test-demo-password")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say plainly how many tests ran against each real server."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            for backend in ("postgresql", "rabbitmq"):
+                if f"[{backend}" in nodeid or f"-{backend}" in nodeid:
+                    counts.setdefault(backend, {}).setdefault(outcome, 0)
+                    counts[backend][outcome] += 1
+    for backend, by_outcome in sorted(counts.items()):
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(by_outcome.items()))
+        terminalreporter.write_line(f"real {backend} tests: {summary}")
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Point the process-wide settings at a private var/ directory; reset caches around the test."""
+    from service import runtime
+
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path / "var"))
+    for name in ("HOTLINE_DATABASE_URL", "HOTLINE_BROKER_URL", "HOTLINE_MODEL_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    runtime.reset()
+    yield tmp_path / "var"
+    runtime.reset()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A freshly migrated database of each kind."""
+    from service import migrate
+    from service.db import create_db_engine
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    else:
+        url = _need(POSTGRES_URL, "PostgreSQL")
+        engine = create_db_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def app_env(settings_env: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Settings pointing at the migrated test database (embedded broker under tmp)."""
+    from service import runtime
+
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", database_url)
+    runtime.reset()
+    return database_url
+
+
+@pytest.fixture(params=["sqla", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqla":
+        return f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"
+    url = _need(AMQP_URL, "RabbitMQ")
+    _purge_rabbitmq_queues(url)
+    return url
+
+
+def _purge_rabbitmq_queues(url: str) -> None:
+    """Empty our task queues so that one test's leftovers never reach the next test's worker."""
+    import pika
+    from pika.exceptions import ChannelClosedByBroker
+
+    from service.worker.app import QUEUES
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        for name in QUEUES:
+            channel = connection.channel()
+            try:
+                channel.queue_purge(name)
+                channel.close()
+            except ChannelClosedByBroker:
+                pass  # not declared yet
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="session")
+def python() -> str:
+    return sys.executable

@@ -1,0 +1,96 @@
+"""A task published by the API is executed by a real worker process, on each broker and database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service import outbox, runtime
+from service.api.app import create_app
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(predicate, timeout: float = 45.0, interval: float = 0.3) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+@pytest.fixture
+def worker_env(app_env: str, broker_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("HOTLINE_BROKER_URL", broker_url)
+    runtime.reset()
+    return {**os.environ, "HOTLINE_DATABASE_URL": app_env, "HOTLINE_BROKER_URL": broker_url}
+
+
+@pytest.fixture
+def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    log = (tmp_path / "worker.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker", "--concurrency", "1"],
+        env=worker_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def probe_state(client: TestClient, probe_id: str) -> str:
+    return client.get(f"/api/v1/system/probes/{probe_id}").json()["state"]
+
+
+def test_probe_published_by_api_is_executed_by_worker(
+    worker: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    client = TestClient(create_app())
+    response = client.post("/api/v1/system/probes")
+    assert response.status_code == 202
+    probe_id = response.json()["id"]
+    executed = wait_for(lambda: probe_state(client, probe_id) == "executed")
+    assert executed, (tmp_path / "worker.log").read_text()[-3000:]
+    body = client.get(f"/api/v1/system/probes/{probe_id}").json()
+    assert body["runs"] == 1
+
+
+def test_probe_accepted_during_broker_outage_runs_after_relay(
+    worker: subprocess.Popen[bytes],
+    worker_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("HOTLINE_BROKER_URL", "amqp://nobody:nothing@127.0.0.1:9//")
+    monkeypatch.setenv("HOTLINE_BROKER_CONNECT_TIMEOUT", "0.5")
+    runtime.reset()
+    client = TestClient(create_app())
+    response = client.post("/api/v1/system/probes")
+    assert response.status_code == 202  # accepted and stored although the broker is down
+    probe_id = response.json()["id"]
+    with runtime.get_database().session() as session:
+        assert outbox.pending_count(session) == 1
+
+    monkeypatch.setenv("HOTLINE_BROKER_URL", worker_env["HOTLINE_BROKER_URL"])
+    runtime.reset()
+    from datetime import timedelta
+
+    with runtime.get_database().session() as session:
+        assert outbox.publish(session, runtime.send_task, older_than=timedelta(0)) == 1
+    client = TestClient(create_app())
+    executed = wait_for(lambda: probe_state(client, probe_id) == "executed")
+    assert executed, (tmp_path / "worker.log").read_text()[-3000:]
