@@ -1,0 +1,185 @@
+"""Work-order persistence: intake of an appeal, lookups, and state changes with their events.
+
+Every state change goes through `act()`, which asks the state machine (`router.workflow`) whether
+the action is legal, stores the new state and appends the event, all in the caller's transaction.
+Functions only flush; the request or task wrapper commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from router import workflow
+from router.errors import NotFound
+from router.models import Appeal, WorkOrder, WorkOrderEvent
+from router.orm import utcnow
+
+CHANNELS = ("phone", "web", "wechat", "open311", "agent")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppealInput:
+    """What a channel hands over; validated by the transport layer before it gets here."""
+
+    channel: str
+    text: str
+    title: str = ""
+    appeal_type: str | None = None
+    caller_phone: str | None = None
+    caller_name: str | None = None
+    address: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    idempotency_key: str | None = None
+    external_id: str | None = None
+
+
+def work_order_number(received_at: datetime, appeal_id: int) -> str:
+    """Human-readable and unique: the intake date plus the appeal id, e.g. 20261123-0000042."""
+    return f"{received_at:%Y%m%d}-{appeal_id:07d}"
+
+
+def _record(db_session: Session, work_order: WorkOrder, event: workflow.Event) -> WorkOrderEvent:
+    row = WorkOrderEvent(
+        work_order_id=work_order.id,
+        at=event.at,
+        actor=event.actor,
+        role=event.role.value,
+        action=event.action.value,
+        from_state=None if event.from_state is None else event.from_state.value,
+        to_state=event.to_state.value,
+        reason=event.reason,
+        data=dict(event.data),
+    )
+    db_session.add(row)
+    return row
+
+
+def find_by_idempotency_key(*, db_session: Session, key: str) -> WorkOrder | None:
+    return db_session.scalar(
+        select(WorkOrder)
+        .join(Appeal, WorkOrder.appeal_id == Appeal.id)
+        .where(Appeal.idempotency_key == key)
+    )
+
+
+def receive_appeal(
+    *,
+    db_session: Session,
+    appeal: AppealInput,
+    actor: str = "intake",
+    role: str = "system",
+    now: datetime | None = None,
+) -> tuple[WorkOrder, bool]:
+    """Store an appeal and its work order in state `received`; returns (order, created).
+
+    With an idempotency key that was seen before, the first order is returned and nothing is
+    written (also when two requests with the same key race: the loser's insert is rolled back to
+    a savepoint and the winner's order returned).
+    """
+    if appeal.idempotency_key:
+        existing = find_by_idempotency_key(db_session=db_session, key=appeal.idempotency_key)
+        if existing is not None:
+            return existing, False
+    at = now or utcnow()
+    event = workflow.receive_event(actor=actor, role=role, at=at, data={"channel": appeal.channel})
+    try:
+        with db_session.begin_nested():
+            row = Appeal(
+                channel=appeal.channel,
+                title=appeal.title,
+                text=appeal.text,
+                appeal_type=appeal.appeal_type,
+                caller_phone=appeal.caller_phone,
+                caller_name=appeal.caller_name,
+                address=appeal.address,
+                latitude=appeal.latitude,
+                longitude=appeal.longitude,
+                attachments=list(appeal.attachments),
+                idempotency_key=appeal.idempotency_key,
+                external_id=appeal.external_id,
+                received_at=at,
+            )
+            db_session.add(row)
+            db_session.flush()
+    except IntegrityError:
+        if appeal.idempotency_key:
+            existing = find_by_idempotency_key(db_session=db_session, key=appeal.idempotency_key)
+            if existing is not None:
+                return existing, False
+        raise
+    order = WorkOrder(
+        number=work_order_number(at, row.id),
+        appeal_id=row.id,
+        state=event.to_state.value,
+        created_at=at,
+        updated_at=at,
+    )
+    db_session.add(order)
+    db_session.flush()
+    _record(db_session, order, event)
+    db_session.flush()
+    return order, True
+
+
+def get_by_number(
+    *, db_session: Session, number: str, department_code: str | None = None
+) -> WorkOrder | None:
+    """The order with this number; with `department_code`, only if that department holds it."""
+    query = select(WorkOrder).where(WorkOrder.number == number)
+    if department_code is not None:
+        query = query.where(WorkOrder.department_code == department_code)
+    return db_session.scalar(query)
+
+
+def get_by_number_or_raise(
+    *, db_session: Session, number: str, department_code: str | None = None
+) -> WorkOrder:
+    order = get_by_number(db_session=db_session, number=number, department_code=department_code)
+    if order is None:
+        # The same answer whether the order does not exist or belongs to another department.
+        raise NotFound(f"work order {number} not found")
+    return order
+
+
+def act(
+    *,
+    db_session: Session,
+    work_order: WorkOrder,
+    action: str,
+    actor: str,
+    role: str,
+    reason: str = "",
+    data: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> WorkOrderEvent:
+    """Apply one lifecycle action: check it, change the state, append the event."""
+    at = now or utcnow()
+    event = workflow.perform(
+        work_order.state, action, actor=actor, role=role, at=at, reason=reason, data=data
+    )
+    work_order.state = event.to_state.value
+    work_order.updated_at = at
+    if event.action is workflow.Action.ESCALATE:
+        work_order.escalated = True
+    row = _record(db_session, work_order, event)
+    db_session.flush()
+    return row
+
+
+def events(*, db_session: Session, work_order: WorkOrder) -> list[WorkOrderEvent]:
+    return list(
+        db_session.scalars(
+            select(WorkOrderEvent)
+            .where(WorkOrderEvent.work_order_id == work_order.id)
+            .order_by(WorkOrderEvent.id)
+        )
+    )
