@@ -7,13 +7,16 @@ cd "$ROOT"
 
 scripts/bootstrap.sh
 
+# Outside the checkout: PostgreSQL runs as `postgres`, which may not enter the clone's parents.
+export HOTLINE_TEST_SERVICES_DIR="${HOTLINE_TEST_SERVICES_DIR:-/tmp/hotline-test-services}"
 started_services=0
+if scripts/services.sh status >/dev/null 2>&1; then started_services=2; fi  # keep a developer's
 cleanup() {
   if [ "$started_services" = 1 ]; then scripts/services.sh stop || true; fi
 }
 trap cleanup EXIT
 eval "$(scripts/services.sh start)"
-started_services=1
+[ "$started_services" = 2 ] || started_services=1
 export HOTLINE_REQUIRE_SERVICES=1
 
 echo "== ruff" >&2

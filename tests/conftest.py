@@ -111,7 +111,9 @@ def _purge_rabbitmq_queues(url: str) -> None:
 
     from service.worker.app import QUEUES
 
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    # pika reads the default vhost of 'amqp://host//' as '' (kombu reads '/'): spell it out.
+    pika_url = url[:-2] + "/%2F" if url.endswith("//") else url
+    connection = pika.BlockingConnection(pika.URLParameters(pika_url))
     try:
         for name in QUEUES:
             channel = connection.channel()

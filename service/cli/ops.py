@@ -85,6 +85,7 @@ def serve(
 def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes")] = 2,
     queues: Annotated[str, typer.Option(help="Comma-separated queues")] = "",
+    pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo")] = "prefork",
 ) -> None:
     """Run a Celery worker (all queues unless --queues is given)."""
     from service.worker.app import QUEUES, celery_app
@@ -100,6 +101,8 @@ def worker(
             settings.log_level.upper(),
             "--concurrency",
             str(concurrency),
+            "--pool",
+            pool,
             "--queues",
             queues or ",".join(QUEUES),
             "--hostname",

@@ -38,7 +38,7 @@ def worker_env(app_env: str, broker_url: str, monkeypatch: pytest.MonkeyPatch) -
 def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "worker", "--concurrency", "1"],
+        [sys.executable, "-m", "service.cli", "worker", "--concurrency", "1", "--pool", "solo"],
         env=worker_env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -69,6 +69,7 @@ def test_probe_published_by_api_is_executed_by_worker(
     assert body["runs"] == 1
 
 
+@pytest.mark.parametrize("broker_url", ["rabbitmq"], indirect=True)
 def test_probe_accepted_during_broker_outage_runs_after_relay(
     worker: subprocess.Popen[bytes],
     worker_env: dict[str, str],
