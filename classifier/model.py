@@ -1,0 +1,767 @@
+"""`HotlineClassifier`: hierarchical linear classifier over "/"-joined category paths.
+
+One linear model per inner node of the category tree (root → level 1, each level-1 node → its
+level-2 children, ...), each trained only on the rows labelled below that node, so rows labelled
+at any depth are usable and training cost grows with the tree, not with the number of leaves.
+Scores become probabilities by softmax with one temperature per depth, fitted on a held-out slice
+(see `classifier.calibration`); a beam search over the tree gives the top-k paths.
+The learned department model predicts a department code from text when history provides them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+from sklearn.utils.validation import check_is_fitted
+
+from classifier.calibration import fit_temperature, softmax
+from classifier.errors import DatasetError
+from classifier.text import TextPipeline, read_user_dict, read_word_list
+
+__all__ = ["HotlineClassifier", "Suggestion", "split_label"]
+
+ProgressCallback = Callable[[str, float], None]
+
+_SEP = "/"
+_ALNUM = re.compile(r"[^\W_]")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+_CHAR_PREFIX = "#"
+
+
+def split_label(label: str) -> tuple[str, ...]:
+    """'a/b/c' → ('a', 'b', 'c'); surrounding blanks and empty parts are dropped."""
+    return tuple(part.strip() for part in str(label).split(_SEP) if part.strip())
+
+
+def _identity(doc: list[str]) -> list[str]:
+    return doc
+
+
+def _features_of(model: HotlineClassifier, texts: Sequence[str]) -> list[list[str]]:
+    return [model._features(t) for t in texts]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """What the classifier suggests for one appeal.
+
+    `label` is the deepest predicted path, `levels` the prefixes of that path with the probability
+    of each prefix, `alternatives` the top-k paths, `department` (code, probability) when the model
+    learned departments, `terms` the features that pushed the suggestion most.
+    """
+
+    label: str
+    confidence: float
+    alternatives: list[tuple[str, float]]
+    levels: list[tuple[str, float]]
+    department: tuple[str, float] | None = None
+    department_alternatives: list[tuple[str, float]] = field(default_factory=list)
+    terms: list[tuple[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "confidence": self.confidence,
+            "alternatives": [list(a) for a in self.alternatives],
+            "levels": [list(a) for a in self.levels],
+            "department": list(self.department) if self.department else None,
+            "department_alternatives": [list(a) for a in self.department_alternatives],
+            "terms": [list(t) for t in self.terms],
+        }
+
+
+class _Rows:
+    """CSR rows without scipy's per-call overhead, which dominates when scoring one appeal."""
+
+    __slots__ = ("data", "indices", "indptr", "shape")
+
+    def __init__(
+        self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int
+    ) -> None:
+        self.indptr = indptr
+        self.indices = indices
+        self.data = data
+        self.shape = (len(indptr) - 1, n_features)
+
+    def take(self, rows: Sequence[int]) -> _Rows:
+        n = self.shape[0]
+        if len(rows) == n and (n == 1 or list(rows) == list(range(n))):
+            return self
+        rows_a = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.indptr[rows_a], self.indptr[rows_a + 1]
+        lengths = ends - starts
+        indptr = np.zeros(len(rows_a) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        picks = np.arange(indptr[-1]) - np.repeat(indptr[:-1] - starts, lengths)
+        return _Rows(indptr, self.indices[picks], self.data[picks], self.shape[1])
+
+
+def _take(X: Any, rows: Sequence[int]) -> Any:
+    return X.take(rows) if isinstance(X, _Rows) else X[rows]
+
+
+class _LinearNode:
+    """Scores of one node's children: `x @ W + intercept` over the features the node uses.
+
+    `features` (sorted) are the columns with a non-zero weight for some child, `weights` their
+    dense rows: small for deep nodes, and scoring one appeal is a gather and a dot product.
+    """
+
+    __slots__ = ("classes", "features", "intercept", "weights")
+
+    def __init__(
+        self, classes: list[str], features: np.ndarray, weights: np.ndarray, intercept: np.ndarray
+    ) -> None:
+        self.classes = classes
+        self.features = features
+        self.weights = weights
+        self.intercept = intercept
+
+    def _positions(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.features) == 0:
+            return np.zeros(len(indices), dtype=np.intp), np.zeros(len(indices), dtype=bool)
+        pos = np.searchsorted(self.features, indices)
+        np.minimum(pos, len(self.features) - 1, out=pos)
+        return pos, self.features[pos] == indices
+
+    def scores(self, X: Any) -> np.ndarray:
+        n = X.shape[0]
+        if len(self.features) == 0:
+            return np.tile(self.intercept, (n, 1))
+        pos, known = self._positions(X.indices)
+        data = np.where(known, X.data, 0).astype(np.float32)
+        if n == 1:
+            return (data @ self.weights[pos]).astype(np.float64)[None, :] + self.intercept
+        M = sp.csr_matrix((data, pos, X.indptr), shape=(n, len(self.features)))
+        return np.asarray(M @ self.weights, dtype=np.float64) + self.intercept
+
+    def contributions(self, indices: np.ndarray, data: np.ndarray, column: int) -> np.ndarray:
+        if len(self.features) == 0:
+            return np.zeros(len(indices))
+        pos, known = self._positions(indices)
+        return np.where(known, data * self.weights[pos, column], 0.0)
+
+
+def _fit_linear(
+    X: sp.csr_matrix,
+    y: Sequence[str],
+    C: float,
+    class_weight: str | None,
+    seed: int,
+    nb_weighting: bool = False,
+) -> _LinearNode:
+    """LinearSVC one-vs-rest; with `nb_weighting`, NB-SVM: each class's binary SVM sees the
+    features scaled by their naive-Bayes log-count ratio, folded back into the weights so that
+    scoring stays one linear map."""
+    classes = sorted(set(y))
+    if len(classes) == 1:
+        empty = np.zeros(0, dtype=np.int32)
+        return _LinearNode(classes, empty, np.zeros((0, 1), dtype=np.float32), np.zeros(1))
+    labels = np.asarray(y)
+    with warnings.catch_warnings():
+        # liblinear stopping at max_iter still ranks classes well; the warning would only be noise.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # deep nodes of a small corpus have many classes with few rows each; that is expected
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater")
+        if nb_weighting:
+            present = X.copy()
+            present.data[:] = 1.0
+            coefs, intercepts = [], []
+            for c in classes:
+                mask = labels == c
+                p = np.asarray(present[mask].sum(axis=0)).ravel() + 1.0
+                q = np.asarray(present[~mask].sum(axis=0)).ravel() + 1.0
+                r = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+                svc = LinearSVC(C=C, class_weight=class_weight, random_state=seed, max_iter=2000)
+                svc.fit(X @ sp.diags(r), mask.astype(np.int8))
+                coefs.append(svc.coef_[0] * r)
+                intercepts.append(svc.intercept_[0])
+            coef = np.asarray(coefs, dtype=np.float32)
+            intercept = np.asarray(intercepts, dtype=np.float64)
+            class_names = classes
+        else:
+            svc = LinearSVC(C=C, class_weight=class_weight, random_state=seed, max_iter=2000)
+            svc.fit(X, labels)
+            coef = np.asarray(svc.coef_, dtype=np.float32)
+            intercept = np.asarray(svc.intercept_, dtype=np.float64)
+            class_names = [str(c) for c in svc.classes_]
+            if len(classes) == 2:  # liblinear returns one row for two classes: make it OvR-shaped
+                coef = np.vstack([-coef[0], coef[0]])
+                intercept = np.array([-intercept[0], intercept[0]])
+    used = np.flatnonzero(np.abs(coef).max(axis=0) > 0).astype(np.int32)
+    weights = np.ascontiguousarray(coef[:, used].T)
+    return _LinearNode(class_names, used, weights, intercept)
+
+
+def _fingerprint(texts: Sequence[str], labels: Sequence[str], depts: Sequence[Any] | None) -> str:
+    """sha256 of the training rows (text, label, department), order-sensitive."""
+    digest = hashlib.sha256()
+    for i, text in enumerate(texts):
+        dept = "" if depts is None or depts[i] is None else str(depts[i])
+        digest.update(f"{text}\x1f{labels[i]}\x1f{dept}\x1e".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+class HotlineClassifier(ClassifierMixin, BaseEstimator):
+    """Hierarchical category (and department) classifier for appeal texts.
+
+    Parameters
+    ----------
+    user_dict, stop_words : paths of a jieba user dictionary and a stop-word list (read at `fit`
+        and stored in the model, so the artifact is self-contained). None: no user dictionary /
+        the packaged stop words.
+    segmenter : "auto" (rjieba when installed, else jieba), "jieba" or "rjieba".
+    word_ngrams : longest word n-gram (1 or 2).
+    char_ngrams : (min, max) character n-grams added to the words, or None.
+    min_df, max_features : vocabulary pruning of the TF-IDF features (sublinear tf).
+    C, class_weight : LinearSVC regularisation and class weights of every node model.
+    nb_weighting : NB-SVM (Wang & Manning 2012): scale features by the naive-Bayes log-count
+        ratio of each class; same prediction cost, a little better on long texts.
+    max_depth : stop learning below this depth (None: as deep as the labels go).
+    calibration_fraction : share of rows held out to fit the per-depth temperatures. 0 disables
+        calibration (temperature 1).
+    refit : refit the models on all rows after calibration (better use of small data, twice the
+        training time); False keeps the models that the temperatures were fitted for; "auto"
+        refits below 50,000 rows.
+    department_model : "text" (a linear model over department codes) or "category" (departments
+        seen with each predicted category in the history, mixed over the top paths).
+    n_terms : how many explaining terms a suggestion carries.
+    n_jobs : threads fitting node models in parallel (None: 1, -1: all cores).
+    random_state : seed of the calibration split and of liblinear.
+    """
+
+    def __init__(
+        self,
+        *,
+        user_dict: str | None = None,
+        stop_words: str | None = None,
+        segmenter: str = "auto",
+        word_ngrams: int = 2,
+        char_ngrams: tuple[int, int] | None = (1, 2),
+        min_df: int = 2,
+        max_features: int | None = 1_000_000,
+        C: float = 0.5,
+        class_weight: str | None = None,
+        nb_weighting: bool = False,
+        max_depth: int | None = None,
+        calibration_fraction: float = 0.1,
+        department_model: str = "text",
+        refit: bool | str = "auto",
+        n_terms: int = 5,
+        n_jobs: int | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.user_dict = user_dict
+        self.stop_words = stop_words
+        self.segmenter = segmenter
+        self.word_ngrams = word_ngrams
+        self.char_ngrams = char_ngrams
+        self.min_df = min_df
+        self.max_features = max_features
+        self.C = C
+        self.class_weight = class_weight
+        self.nb_weighting = nb_weighting
+        self.max_depth = max_depth
+        self.calibration_fraction = calibration_fraction
+        self.department_model = department_model
+        self.refit = refit
+        self.n_terms = n_terms
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # --- features ---------------------------------------------------------------------------
+
+    def _features(self, text: str) -> list[str]:
+        pipeline: TextPipeline = self.text_pipeline_
+        clean = pipeline.clean(text)
+        stop = pipeline.stop_words or frozenset()
+        words = [
+            t
+            for t in pipeline.segment(clean)
+            if t not in stop and (t.isalnum() or (not t.isspace() and _ALNUM.search(t)))
+        ]
+        feats = list(words)
+        if self.word_ngrams >= 2 and len(words) > 1:
+            feats.extend(map(" ".join, itertools.pairwise(words)))
+        if self.char_ngrams:
+            lo, hi = self.char_ngrams
+            compact = _NOT_ALNUM.sub("", clean)
+            prefix = _CHAR_PREFIX.__add__
+            grams: Iterable[str] = compact
+            for n in range(1, hi + 1):
+                if n > 1:  # n-grams by pairing (n-1)-grams with the next characters, all in C
+                    grams = map(str.__add__, grams, compact[n - 1 :])
+                    grams = list(grams)
+                if n >= lo:
+                    feats.extend(map(prefix, grams))
+        return feats
+
+    def _features_many(self, texts: Sequence[str], report: ProgressCallback) -> list[list[str]]:
+        """Features of many texts; large inputs go to `n_jobs` worker processes in chunks."""
+        workers = self._workers()
+        chunk = 5000
+        if workers == 1 or len(texts) < 4 * chunk:
+            feats = []
+            step = max(1, len(texts) // 50)
+            for i, text in enumerate(texts):
+                feats.append(self._features(text))
+                if i % step == 0:
+                    report("features", 0.4 * i / len(texts))
+            return feats
+        from joblib import Parallel, delayed
+
+        chunks = [texts[i : i + chunk] for i in range(0, len(texts), chunk)]
+        feats = []
+        parallel = Parallel(n_jobs=workers, return_as="generator")
+        for k, part in enumerate(parallel(delayed(_features_of)(self, c) for c in chunks)):
+            feats.extend(part)
+            report("features", 0.4 * (k + 1) / len(chunks))
+        return feats
+
+    def _transform(self, texts: Sequence[str]) -> _Rows:
+        """TF-IDF rows, as `vectorizer_.transform` computes them, without its per-call overhead."""
+        vocabulary = self.vectorizer_.vocabulary_
+        idf = self.idf_
+        indptr = [0]
+        indices: list[int] = []
+        values: list[float] = []
+        for text in texts:
+            counts = Counter(map(vocabulary.get, self._features(text)))
+            counts.pop(None, None)
+            cols = sorted(counts)
+            row = np.array([counts[j] for j in cols], dtype=np.float64)
+            if len(cols):
+                row = (np.log(row) + 1.0) * idf[cols]
+                row /= np.sqrt(row @ row) or 1.0
+            indices.extend(cols)
+            values.extend(row.tolist())
+            indptr.append(len(indices))
+        return _Rows(
+            np.asarray(indptr, dtype=np.int64),
+            np.asarray(indices, dtype=np.int32),
+            np.asarray(values, dtype=np.float32),
+            len(idf),
+        )
+
+    # --- fit --------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        X: Sequence[str],
+        y: Sequence[str],
+        departments: Sequence[str | None] | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> HotlineClassifier:
+        """Learn from texts `X` and "/"-joined label paths `y` of any depth.
+
+        `departments` (optional, same length, None/"" where unknown) trains the department model.
+        `progress(stage, fraction)` is called as training advances.
+        """
+        report = progress or (lambda stage, fraction: None)
+        texts = [str(t) if t is not None else "" for t in X]
+        paths = [split_label(label) for label in y]
+        if len(texts) != len(paths):
+            raise DatasetError(f"{len(texts)} texts but {len(paths)} labels")
+        if not texts:
+            raise DatasetError("the training set is empty")
+        if any(not p for p in paths):
+            raise DatasetError("some labels are empty")
+        if self.max_depth is not None:
+            paths = [p[: self.max_depth] for p in paths]
+        if len({p[0] for p in paths}) < 2:
+            raise DatasetError("the label set has a single first-level class; need at least two")
+        if self.department_model not in ("text", "category"):
+            raise ValueError(
+                f"department_model must be 'text' or 'category', not {self.department_model!r}"
+            )
+        depts = None
+        if departments is not None:
+            if len(departments) != len(texts):
+                raise DatasetError(f"{len(texts)} texts but {len(departments)} departments")
+            depts = [
+                str(d).strip() if d is not None and str(d).strip() else None for d in departments
+            ]
+            if not any(depts):
+                depts = None
+
+        self.text_pipeline_ = TextPipeline(
+            user_words=read_user_dict(self.user_dict) if self.user_dict else (),
+            stop_words=read_word_list(self.stop_words) if self.stop_words else None,
+            segmenter=self.segmenter,
+        )
+        report("features", 0.0)
+        feats = self._features_many(texts, report)
+        self.vectorizer_ = TfidfVectorizer(
+            analyzer=_identity,
+            sublinear_tf=True,
+            min_df=self.min_df if len(texts) >= 10 * self.min_df else 1,
+            max_features=self.max_features,
+            dtype=np.float32,
+        )
+        Xm = self.vectorizer_.fit_transform(feats).tocsr()
+        del feats
+        self.feature_names_ = self.vectorizer_.get_feature_names_out()
+        self.idf_ = np.asarray(self.vectorizer_.idf_, dtype=np.float64)
+        report("features", 0.5)
+
+        seed = 0 if self.random_state is None else int(self.random_state)
+        rng = np.random.default_rng(seed)
+        n = len(texts)
+        n_hold = round(n * self.calibration_fraction)
+        calibrate = self.calibration_fraction > 0 and n_hold >= 20 and n - n_hold >= 20
+        all_rows = np.arange(n)
+        refit = self.refit if self.refit != "auto" else n < 50_000
+        if calibrate:
+            perm = rng.permutation(n)
+            hold_rows, fit_rows = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
+            nodes, dept_node = self._fit_nodes(
+                Xm,
+                paths,
+                fit_rows,
+                seed,
+                report,
+                0.5,
+                0.7 if refit else 0.98,
+                lambda: self._fit_departments(Xm, paths, depts, fit_rows, seed),
+            )
+            self._fit_temperatures(Xm, paths, depts, hold_rows, nodes, dept_node)
+            report("calibration", 0.7)
+        else:
+            self.temperatures_: dict[int, float] = {}
+            self.department_temperature_ = 1.0
+        if calibrate and not refit:
+            self.nodes_, self.department_node_ = nodes, dept_node
+        else:
+            self.nodes_, self.department_node_ = self._fit_nodes(
+                Xm,
+                paths,
+                all_rows,
+                seed,
+                report,
+                0.7 if calibrate else 0.5,
+                0.98,
+                lambda: self._fit_departments(Xm, paths, depts, all_rows, seed),
+            )
+        self.departments_ = (
+            np.array(sorted({d for d in depts if d}), dtype=object) if depts else None
+        )
+
+        terminal = set()
+        for p in paths:
+            for d in range(1, len(p) + 1):
+                prefix = _SEP.join(p[:d])
+                if prefix not in self.nodes_:
+                    terminal.add(prefix)
+        self.classes_ = np.array(sorted(terminal), dtype=object)
+        self.depth_ = max(len(p) for p in paths)
+        self.label_counts_ = dict(Counter(_SEP.join(p) for p in paths))
+        self.data_fingerprint_ = _fingerprint(texts, y, departments)
+        report("done", 1.0)
+        return self
+
+    def _fit_nodes(
+        self,
+        Xm: sp.csr_matrix,
+        paths: list[tuple[str, ...]],
+        rows: np.ndarray,
+        seed: int,
+        report: ProgressCallback,
+        start: float,
+        end: float,
+        extra: Callable[[], Any] | None = None,
+    ) -> tuple[dict[str, _LinearNode], Any]:
+        """Fit every node model on `rows` (and `extra()`, the department model, alongside).
+
+        liblinear releases the GIL, so a thread pool uses `n_jobs` cores without copying `Xm`.
+        """
+        by_parent: dict[str, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
+        for i in rows:
+            p = paths[i]
+            for d in range(len(p)):
+                idx, ys = by_parent[_SEP.join(p[:d])]
+                idx.append(int(i))
+                ys.append(_SEP.join(p[: d + 1]))
+        # A node whose rows all go to one child still gets a (trivial) model: prediction continues.
+        total = sum(len(v[0]) for v in by_parent.values()) + (len(rows) if extra else 0) or 1
+        done = 0
+        nodes: dict[str, _LinearNode] = {}
+        # biggest first, so the pool does not end waiting on one large model
+        order = sorted(by_parent, key=lambda k: -len(by_parent[k][0]))
+        extra_result = None
+        with ThreadPoolExecutor(max_workers=self._workers()) as pool:
+            futures: dict[Any, tuple[str, int]] = {}
+            if extra is not None:
+                futures[pool.submit(extra)] = ("\0extra", len(rows))
+            for parent in order:
+                idx, ys = by_parent[parent]
+                fut = pool.submit(
+                    _fit_linear, Xm[idx], ys, self.C, self.class_weight, seed, self.nb_weighting
+                )
+                futures[fut] = (parent, len(idx))
+            for fut in as_completed(futures):
+                key, size = futures[fut]
+                if key == "\0extra":
+                    extra_result = fut.result()
+                else:
+                    nodes[key] = fut.result()
+                done += size
+                report("models", start + (end - start) * done / total)
+        return {k: nodes[k] for k in sorted(nodes)}, extra_result
+
+    def _workers(self) -> int:
+        if self.n_jobs is None:
+            return 1
+        if self.n_jobs < 0:
+            return max(1, (os.cpu_count() or 1) + 1 + self.n_jobs)
+        return max(1, int(self.n_jobs))
+
+    def _fit_departments(
+        self,
+        Xm: sp.csr_matrix,
+        paths: list[tuple[str, ...]],
+        depts: list[str | None] | None,
+        rows: np.ndarray,
+        seed: int,
+    ) -> Any:
+        if not depts:
+            return None
+        rows = np.array([i for i in rows if depts[i]], dtype=int)
+        if len(rows) == 0:
+            return None
+        if self.department_model == "text":
+            return _fit_linear(Xm[rows], [depts[i] for i in rows], self.C, self.class_weight, seed)
+        # "category": smoothed department distribution of every node of the tree.
+        codes = sorted({d for d in depts if d})
+        col = {c: j for j, c in enumerate(codes)}
+        counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(len(codes)))
+        for i in rows:
+            p = paths[i]
+            for d in range(len(p) + 1):
+                counts[_SEP.join(p[:d])][col[depts[i]]] += 1
+        table: dict[str, np.ndarray] = {}
+        for key in sorted(counts, key=lambda k: (k.count(_SEP) if k else -1, k)):
+            parent = "" if not key else _SEP.join(split_label(key)[:-1])
+            prior = table.get(parent) if key else None
+            c = counts[key]
+            if prior is None:
+                table[key] = (c + 1.0 / len(codes)) / (c.sum() + 1.0)
+            else:
+                table[key] = (c + prior) / (c.sum() + 1.0)
+        return (codes, table)
+
+    def _fit_temperatures(
+        self,
+        Xm: sp.csr_matrix,
+        paths: list[tuple[str, ...]],
+        depts: list[str | None] | None,
+        rows: np.ndarray,
+        nodes: dict[str, _LinearNode],
+        dept_node: Any,
+    ) -> None:
+        scores_by_depth: dict[int, tuple[list[np.ndarray], list[int]]] = defaultdict(
+            lambda: ([], [])
+        )
+        requests: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for i in rows:
+            p = paths[i]
+            for d in range(len(p)):
+                requests[_SEP.join(p[:d])].append((int(i), _SEP.join(p[: d + 1])))
+        for parent, items in requests.items():
+            node = nodes.get(parent)
+            if node is None or len(node.classes) < 2:
+                continue
+            col = {c: j for j, c in enumerate(node.classes)}
+            items = [(i, c) for i, c in items if c in col]
+            if not items:
+                continue
+            s = node.scores(Xm[[i for i, _ in items]])
+            depth = 0 if not parent else parent.count(_SEP) + 1
+            bucket = scores_by_depth[depth]
+            bucket[0].extend(s)
+            bucket[1].extend(col[c] for _, c in items)
+        self.temperatures_ = {d: fit_temperature(s, t) for d, (s, t) in scores_by_depth.items()}
+        self.department_temperature_ = 1.0
+        if depts and isinstance(dept_node, _LinearNode) and len(dept_node.classes) > 1:
+            col = {c: j for j, c in enumerate(dept_node.classes)}
+            known = [(int(i), col[d]) for i in rows if (d := depts[i]) is not None and d in col]
+            if known:
+                s = dept_node.scores(Xm[[i for i, _ in known]])
+                self.department_temperature_ = fit_temperature(list(s), [j for _, j in known])
+
+    # --- predict ----------------------------------------------------------------------------
+
+    def _beam(self, Xm: _Rows, width: int) -> list[list[tuple[str, float]]]:
+        """Top `width` (path, probability) per row, by beam search down the tree."""
+        n = Xm.shape[0]
+        beams: list[list[tuple[str, float]]] = [[("", 1.0)] for _ in range(n)]
+        for depth in range(self.depth_):
+            requests: dict[str, list[int]] = defaultdict(list)
+            for r, beam in enumerate(beams):
+                for path, _ in beam:
+                    if path in self.nodes_ and path.count(_SEP) + (1 if path else 0) == depth:
+                        requests[path].append(r)
+            if not requests:
+                break
+            expanded: dict[tuple[int, str], list[tuple[str, float]]] = {}
+            temperature = self.temperatures_.get(depth, 1.0)
+            for path, rs in requests.items():
+                node = self.nodes_[path]
+                if len(node.classes) == 1:
+                    probs = np.ones((len(rs), 1))
+                else:
+                    probs = softmax(node.scores(_take(Xm, rs)), temperature)
+                if probs.shape[1] > width:  # only the best `width` children can survive
+                    top = np.argpartition(-probs, width - 1, axis=1)[:, :width]
+                else:
+                    top = np.broadcast_to(np.arange(probs.shape[1]), probs.shape)
+                classes = node.classes
+                for k, r in enumerate(rs):
+                    expanded[(r, path)] = [(classes[j], float(probs[k, j])) for j in top[k]]
+            for r in range(n):
+                new: list[tuple[str, float]] = []
+                for path, p in beams[r]:
+                    children = expanded.get((r, path))
+                    if children is None:
+                        new.append((path, p))
+                    else:
+                        new.extend((c, p * q) for c, q in children)
+                new.sort(key=lambda item: -item[1])
+                beams[r] = new[:width]
+        return beams
+
+    def _department_scores(
+        self, Xm: _Rows, beams: list[list[tuple[str, float]]]
+    ) -> tuple[list[str], np.ndarray] | None:
+        node = self.department_node_
+        if node is None:
+            return None
+        if isinstance(node, _LinearNode):
+            if len(node.classes) == 1:
+                return node.classes, np.ones((Xm.shape[0], 1))
+            return node.classes, softmax(node.scores(Xm), self.department_temperature_)
+        codes, table = node
+        out = np.zeros((len(beams), len(codes)))
+        for r, beam in enumerate(beams):
+            total = 0.0
+            for path, p in beam:
+                key = path
+                while key not in table:
+                    key = _SEP.join(split_label(key)[:-1])
+                out[r] += p * table[key]
+                total += p
+            out[r] /= total or 1.0
+        return codes, out
+
+    def _explain(self, X: _Rows, row: int, path: str) -> list[tuple[str, float]]:
+        start, end = X.indptr[row], X.indptr[row + 1]
+        if self.n_terms <= 0 or start == end:
+            return []
+        cols = X.indices[start:end]
+        data = X.data[start:end].astype(np.float64)
+        parts = split_label(path)
+        contrib = np.zeros(len(cols))
+        for d in range(len(parts)):
+            node = self.nodes_.get(_SEP.join(parts[:d]))
+            if node is None or len(node.classes) < 2:
+                continue
+            contrib += node.contributions(cols, data, node.classes.index(_SEP.join(parts[: d + 1])))
+        # Words first (an agent reads words); character n-grams only fill up, when they are not
+        # part of a word already shown. Only the strongest positive features are looked at.
+        positive = np.flatnonzero(contrib > 0)
+        ranked = positive[np.argsort(-contrib[positive], kind="stable")][: 8 * self.n_terms]
+        top: list[tuple[str, float]] = []
+        chars: list[tuple[str, float]] = []
+        for c in ranked:
+            name = str(self.feature_names_[cols[c]])
+            if name.startswith(_CHAR_PREFIX):
+                if len(name) > 2:
+                    chars.append((name[1:], float(contrib[c])))
+            elif len(name) > 1 and len(top) < self.n_terms:
+                top.append((name, float(contrib[c])))
+        for term, weight in chars:
+            if len(top) >= self.n_terms:
+                break
+            if not any(term in shown for shown, _ in top):
+                top.append((term, weight))
+        return [(term, round(weight, 4)) for term, weight in top]
+
+    def suggest_batch(
+        self, texts: Iterable[str], k: int = 5, explain: bool = True
+    ) -> list[Suggestion]:
+        """One `Suggestion` per text (top-`k` alternatives; `explain=False` skips the terms)."""
+        check_is_fitted(self, "nodes_")
+        texts = [str(t) if t is not None else "" for t in texts]
+        if not texts:
+            return []
+        Xm = self._transform(texts)
+        beams = self._beam(Xm, max(k, 1))
+        dept = self._department_scores(Xm, beams)
+        out = []
+        for r, beam in enumerate(beams):
+            label, conf = beam[0]
+            parts = split_label(label)
+            levels = self._levels(beam, parts)
+            department = None
+            department_alts: list[tuple[str, float]] = []
+            if dept is not None:
+                codes, probs = dept
+                order = np.argsort(-probs[r])[:k]
+                department_alts = [(codes[j], float(probs[r, j])) for j in order]
+                department = department_alts[0]
+            out.append(
+                Suggestion(
+                    label=label,
+                    confidence=float(conf),
+                    alternatives=[(p_, float(c)) for p_, c in beam[:k]],
+                    levels=levels,
+                    department=department,
+                    department_alternatives=department_alts,
+                    terms=self._explain(Xm, r, label) if explain else [],
+                )
+            )
+        return out
+
+    def _levels(
+        self, beam: list[tuple[str, float]], parts: tuple[str, ...]
+    ) -> list[tuple[str, float]]:
+        # Probability of each prefix of the best path: the beam mass under it, never below the
+        # best path's own probability (the beam is truncated, so this is a lower bound).
+        levels = []
+        for d in range(1, len(parts) + 1):
+            prefix = _SEP.join(parts[:d])
+            mass = sum(p for path, p in beam if path == prefix or path.startswith(prefix + _SEP))
+            levels.append((prefix, float(min(1.0, mass))))
+        return levels
+
+    def suggest(self, text: str, k: int = 5, explain: bool = True) -> Suggestion:
+        return self.suggest_batch([text], k=k, explain=explain)[0]
+
+    def predict(self, X: Iterable[str]) -> np.ndarray:
+        """The deepest predicted path of each text."""
+        return np.array([s.label for s in self.suggest_batch(X, k=1, explain=False)], dtype=object)
+
+    def predict_department(self, X: Iterable[str]) -> np.ndarray:
+        sugg = self.suggest_batch(X, k=1, explain=False)
+        return np.array([s.department[0] if s.department else None for s in sugg], dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        return tags

@@ -1,0 +1,1 @@
+"""Package data of the classifier (the stop-word list)."""
