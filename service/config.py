@@ -24,6 +24,7 @@ PLACEHOLDER_SECRETS = frozenset(
     {"", "changethis", "change-me", "secret", "development-only-secret"}
 )
 DEFAULT_DEMO_PASSWORD = "hotline12345"
+MIN_SECRET_LENGTH = 32
 BROKER_SCHEMES = ("sqla+sqlite", "sqla+postgresql", "amqp", "amqps", "pyamqp", "memory")
 
 
@@ -42,11 +43,18 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("development-only-secret")
     demo_password: SecretStr = SecretStr(DEFAULT_DEMO_PASSWORD)
     seed_demo: bool = True
+    demo_corpus_size: int = Field(default=60_000, ge=1_000)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
     outbox_relay_seconds: float = Field(default=5.0, gt=0)
     broker_connect_timeout: float = Field(default=3.0, gt=0)
+    delivery_amqp_url: str = ""
+    phone_queue_url: str = ""
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    auto_dispatch_threshold: float = Field(default=0.85, ge=0, le=1.01)
+    token_ttl_minutes: int = Field(default=480, ge=5)
+    session_cookie_secure: bool | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -84,10 +92,16 @@ class Settings(BaseSettings):
             self.broker_url = f"sqla+sqlite:///{(self.var_dir / 'broker.sqlite3').as_posix()}"
         if self.model_dir == Path(""):
             self.model_dir = self.var_dir / "models"
+        if not self.delivery_amqp_url and self.uses_rabbitmq:
+            self.delivery_amqp_url = self.broker_url
+        if not self.phone_queue_url and self.uses_rabbitmq:
+            self.phone_queue_url = self.broker_url
         if self.environment != "development":
-            if self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS:
+            secret = self.secret_key.get_secret_value()
+            if secret in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
                 raise ValueError(
-                    "HOTLINE_SECRET_KEY must be set to a real secret outside development"
+                    "HOTLINE_SECRET_KEY must be a real secret of at least "
+                    f"{MIN_SECRET_LENGTH} characters outside development"
                 )
             if self.demo_password.get_secret_value() == DEFAULT_DEMO_PASSWORD:
                 raise ValueError(

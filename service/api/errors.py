@@ -35,8 +35,11 @@ def error_body(name: str, detail: object, **extra: object) -> dict[str, object]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(
-            error_body(type(exc).__name__, exc.detail, **exc.extra), status_code=exc.status_code
+            error_body(type(exc).__name__, exc.detail, **exc.extra),
+            status_code=exc.status_code,
+            headers=headers,
         )
 
     @app.exception_handler(ClassifierError)

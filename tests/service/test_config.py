@@ -54,7 +54,7 @@ def test_default_demo_password_is_refused_outside_development(
     settings_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOTLINE_ENVIRONMENT", "production")
-    monkeypatch.setenv("HOTLINE_SECRET_KEY", "a-real-secret-of-some-length")
+    monkeypatch.setenv("HOTLINE_SECRET_KEY", "a-real-secret-that-is-long-enough-for-hmac")
     monkeypatch.setenv("HOTLINE_DEMO_PASSWORD", "hotline12345")
     with pytest.raises(ConfigurationError, match="HOTLINE_DEMO_PASSWORD"):
         load_settings()
@@ -67,3 +67,12 @@ def test_placeholder_secret_is_accepted_in_development(
     monkeypatch.delenv("HOTLINE_SECRET_KEY", raising=False)
     monkeypatch.delenv("HOTLINE_DEMO_PASSWORD", raising=False)
     assert load_settings().environment == "development"
+
+
+def test_short_secret_is_refused_outside_development(
+    settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOTLINE_ENVIRONMENT", "production")
+    monkeypatch.setenv("HOTLINE_SECRET_KEY", "too-short-a-secret")
+    with pytest.raises(ConfigurationError, match="at least 32 characters"):
+        load_settings()
