@@ -104,6 +104,12 @@ def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(params=["rabbitmq"])
+def amqp_url() -> str:
+    """The real RabbitMQ (the id `rabbitmq` marks the test in the summary)."""
+    return _need(AMQP_URL, "RabbitMQ")
+
+
 def _purge_rabbitmq_queues(url: str) -> None:
     """Empty our task queues so that one test's leftovers never reach the next test's worker."""
     import pika

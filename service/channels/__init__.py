@@ -1,0 +1,1 @@
+"""Channel adapters that turn incoming messages (phone transcripts, ...) into appeals."""

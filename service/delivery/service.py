@@ -1,0 +1,410 @@
+"""Delivery of dispatched work orders to departments, and the dead-letter list supervisors see.
+
+How a dispatch reaches a department exactly once:
+
+1. In the dispatch transaction, `record_dispatch()` adds one `Delivery` row per channel (its
+   unique `delivery_key` makes a repeated call find the same rows) and enqueues the outbox task
+   `dispatch.deliver` with the row id. Nothing leaves before the commit; if the broker is down
+   then, the outbox relay publishes the task later.
+2. The task calls `deliver()`, which claims the row (`pending` only), publishes or POSTs, and
+   marks it `sent` in the task's transaction. A task that runs twice finds the row `sent` and
+   does nothing; a worker killed before its commit leaves the row `pending`, and the redelivered
+   task sends again with the same `delivery_key`, on which the department deduplicates.
+3. Transient failures raise `TransientDeliveryError` (the task retries with backoff); permanent
+   ones, and the last retry, mark the row `failed` and add a dead letter for supervisors.
+
+Functions only flush; the request or task wrapper owns the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, cast
+
+import httpx
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from router.errors import Conflict, InvalidInput, NotFound
+from router.models import Appeal, Department, WorkOrder, WorkOrderEvent
+from router.orm import utcnow
+from service import outbox
+from service.delivery.errors import PermanentDeliveryError, TransientDeliveryError
+from service.delivery.messages import MESSAGE_TYPE, build_message, encode
+from service.delivery.models import CHANNELS, DEAD_LETTER_KINDS, DeadLetter, Delivery
+from service.delivery.webhook import deliver_webhook, department_secret
+
+__all__ = [
+    "DELIVER_TASK",
+    "DISPATCH_ACTIONS",
+    "Publisher",
+    "channels_for",
+    "dead_letter",
+    "deliver",
+    "delivery_key",
+    "dispatch_sequence",
+    "fail_delivery",
+    "get_delivery",
+    "list_dead_letters",
+    "list_deliveries",
+    "record_dispatch",
+    "requeue_delivery",
+    "resolve_dead_letter",
+]
+
+log = logging.getLogger(__name__)
+
+DELIVER_TASK = "dispatch.deliver"
+DISPATCH_ACTIONS = ("triage_auto", "dispatch", "redispatch")
+"""Work-order actions that send the order to a department; each one is a new dispatch."""
+
+
+class Publisher(Protocol):
+    """What `deliver()` needs from a broker publisher (`rabbitmq.DepartmentPublisher`)."""
+
+    def publish(
+        self,
+        department_code: str,
+        body: bytes,
+        *,
+        message_id: str,
+        correlation_id: str | None = None,
+        message_type: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+
+def channels_for(department: Department, *, rabbitmq: bool = True) -> tuple[str, ...]:
+    """The delivery channels of a department, from its catalogue `delivery` mode.
+
+    With `rabbitmq=False` (a deployment without RabbitMQ) queue departments get no push
+    delivery and read their orders through the API.
+    """
+    if department.delivery == "webhook":
+        return ("webhook",)
+    return ("rabbitmq",) if rabbitmq else ()
+
+
+def dispatch_sequence(*, db_session: Session, work_order: WorkOrder) -> int:
+    """How many times the order has been dispatched (1 after the first dispatch)."""
+    count = db_session.scalar(
+        select(func.count())
+        .select_from(WorkOrderEvent)
+        .where(
+            WorkOrderEvent.work_order_id == work_order.id,
+            WorkOrderEvent.action.in_(DISPATCH_ACTIONS),
+        )
+    )
+    return int(count or 0)
+
+
+def delivery_key(number: str, sequence: int, department_code: str, channel: str) -> str:
+    """`<number>:<sequence>:<department>:<channel>`: the AMQP message id and webhook delivery id."""
+    return f"{number}:{sequence}:{department_code}:{channel}"
+
+
+def get_delivery(*, db_session: Session, delivery_id: int) -> Delivery | None:
+    return db_session.get(Delivery, delivery_id)
+
+
+def list_deliveries(*, db_session: Session, work_order_id: int) -> list[Delivery]:
+    return list(
+        db_session.scalars(
+            select(Delivery).where(Delivery.work_order_id == work_order_id).order_by(Delivery.id)
+        )
+    )
+
+
+def record_dispatch(
+    *,
+    db_session: Session,
+    work_order: WorkOrder,
+    department_code: str,
+    channels: Iterable[str] | None = None,
+) -> list[Delivery]:
+    """Record the deliveries of the order's current dispatch to one department, once.
+
+    Call it after the dispatch action is applied, in the same transaction, once for the lead
+    department and once per assisting department. `channels` defaults to `channels_for()` the
+    department. A repeated call for the same dispatch returns the existing rows and enqueues
+    nothing.
+    """
+    department = db_session.get(Department, department_code)
+    if department is None:
+        raise NotFound(f"department {department_code} not found")
+    wanted = tuple(channels_for(department) if channels is None else channels)
+    unknown = sorted(set(wanted) - set(CHANNELS))
+    if unknown:
+        raise InvalidInput(f"unknown delivery channel(s): {', '.join(unknown)}")
+    sequence = dispatch_sequence(db_session=db_session, work_order=work_order)
+    if sequence == 0:
+        raise Conflict(f"work order {work_order.number} has not been dispatched")
+    rows = []
+    for channel in dict.fromkeys(wanted):
+        key = delivery_key(work_order.number, sequence, department_code, channel)
+        row = db_session.scalar(select(Delivery).where(Delivery.delivery_key == key))
+        if row is None:
+            row = _insert_delivery(
+                db_session,
+                Delivery(
+                    work_order_id=work_order.id,
+                    department_code=department_code,
+                    channel=channel,
+                    dispatch_sequence=sequence,
+                    delivery_key=key,
+                    status="pending",
+                    attempts=0,
+                    last_error="",
+                ),
+            )
+        rows.append(row)
+    return rows
+
+
+def _insert_delivery(db_session: Session, row: Delivery) -> Delivery:
+    try:
+        with db_session.begin_nested():
+            db_session.add(row)
+            db_session.flush()
+    except IntegrityError:
+        # A concurrent transaction recorded the same dispatch first: use its row.
+        existing = db_session.scalar(
+            select(Delivery).where(Delivery.delivery_key == row.delivery_key)
+        )
+        if existing is None:
+            raise
+        return existing
+    outbox.enqueue(db_session, DELIVER_TASK, delivery_id=row.id)
+    return row
+
+
+def deliver(
+    *,
+    db_session: Session,
+    delivery_id: int,
+    publisher: Publisher | None,
+    http_client: httpx.Client | None,
+    signing_key: str = "",
+    attempt: int = 1,
+    max_attempts: int | None = None,
+    webhook_timeout: float = 10.0,
+) -> Delivery | None:
+    """Send one delivery unless it is already done; returns the row (None if it is unknown).
+
+    The row is claimed with a conditional update before anything is sent, so a duplicate task
+    running at the same time waits for this transaction and then finds the row `sent`.
+    `attempt` / `max_attempts` come from the task's retry count: on the last attempt a
+    transient failure is dead-lettered instead of raised.
+    """
+    claim = update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "pending")
+    result = db_session.execute(
+        claim.values(attempts=Delivery.attempts + 1),
+        execution_options={"synchronize_session": False},
+    )
+    claimed = cast(CursorResult[Any], result).rowcount == 1
+    row = db_session.get(Delivery, delivery_id, populate_existing=True)
+    if row is None:
+        log.warning("delivery %s does not exist; nothing to send", delivery_id)
+        return None
+    if not claimed:
+        log.info("delivery %s is already %s", row.delivery_key, row.status)
+        return row
+    row.attempts = max(row.attempts, attempt)
+    work_order = db_session.get(WorkOrder, row.work_order_id)
+    if work_order is None:  # the foreign key makes this impossible; be explicit anyway
+        raise NotFound(f"work order {row.work_order_id} not found")
+    current = dispatch_sequence(db_session=db_session, work_order=work_order)
+    if row.dispatch_sequence < current:
+        row.status = "superseded"
+        row.last_error = f"superseded by dispatch {current} before it was sent"
+        db_session.flush()
+        return row
+    try:
+        _send(
+            db_session,
+            row,
+            work_order,
+            publisher=publisher,
+            http_client=http_client,
+            signing_key=signing_key,
+            webhook_timeout=webhook_timeout,
+        )
+    except PermanentDeliveryError as exc:
+        _fail(db_session, row, str(exc))
+        return row
+    except TransientDeliveryError as exc:
+        if max_attempts is not None and attempt >= max_attempts:
+            _fail(db_session, row, f"gave up after {attempt} attempts: {exc}")
+            return row
+        log.warning("delivery %s attempt %d failed: %s", row.delivery_key, attempt, exc)
+        raise
+    row.status = "sent"
+    row.sent_at = utcnow()
+    row.last_error = ""
+    db_session.flush()
+    log.info("delivery %s sent", row.delivery_key)
+    return row
+
+
+def _send(
+    db_session: Session,
+    row: Delivery,
+    work_order: WorkOrder,
+    *,
+    publisher: Publisher | None,
+    http_client: httpx.Client | None,
+    signing_key: str,
+    webhook_timeout: float,
+) -> None:
+    appeal = db_session.get(Appeal, work_order.appeal_id)
+    if appeal is None:
+        raise NotFound(f"appeal {work_order.appeal_id} not found")
+    message = build_message(
+        delivery_id=row.delivery_key,
+        dispatch_id=row.dispatch_id,
+        department_code=row.department_code,
+        work_order=work_order,
+        appeal=appeal,
+    )
+    if row.channel == "rabbitmq":
+        if publisher is None:
+            raise PermanentDeliveryError("no RabbitMQ publisher is configured")
+        publisher.publish(
+            row.department_code,
+            encode(message),
+            message_id=row.delivery_key,
+            correlation_id=work_order.number,
+            message_type=MESSAGE_TYPE,
+            headers={
+                "x-hotline-dispatch-id": row.dispatch_id,
+                "x-hotline-work-order": work_order.number,
+                "x-hotline-department": row.department_code,
+            },
+        )
+        return
+    department = db_session.get(Department, row.department_code)
+    url = department.webhook_url if department is not None else ""
+    if not url:
+        raise PermanentDeliveryError(f"department {row.department_code} has no webhook URL")
+    if http_client is None:
+        raise PermanentDeliveryError("no HTTP client is configured for webhooks")
+    if not signing_key:
+        raise PermanentDeliveryError("no webhook signing key is configured")
+    deliver_webhook(
+        url,
+        message,
+        department_secret(signing_key, row.department_code),
+        client=http_client,
+        timeout=webhook_timeout,
+        delivery_id=row.delivery_key,
+    )
+
+
+def _fail(db_session: Session, row: Delivery, reason: str) -> None:
+    row.status = "failed"
+    row.last_error = reason[:2000]
+    log.error("delivery %s failed: %s", row.delivery_key, reason)
+    dead_letter(
+        db_session=db_session,
+        kind="delivery",
+        reference=row.delivery_key,
+        reason=reason,
+        payload={
+            "delivery_id": row.id,
+            "delivery_key": row.delivery_key,
+            "work_order_id": row.work_order_id,
+            "department_code": row.department_code,
+            "channel": row.channel,
+            "attempts": row.attempts,
+        },
+    )
+
+
+def fail_delivery(*, db_session: Session, delivery_id: int, reason: str) -> Delivery | None:
+    """Dead-letter a delivery that is still pending (the task's retries ran out); idempotent."""
+    row = db_session.get(Delivery, delivery_id, with_for_update=True)
+    if row is None or row.status != "pending":
+        return row
+    _fail(db_session, row, reason)
+    return row
+
+
+def requeue_delivery(*, db_session: Session, delivery_id: int, actor: str) -> Delivery:
+    """A supervisor sends a failed delivery again (after fixing its cause); resolves its letters."""
+    row = db_session.get(Delivery, delivery_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"delivery {delivery_id} not found")
+    if row.status != "failed":
+        raise Conflict(f"delivery {row.delivery_key} is {row.status}, not failed")
+    row.status = "pending"
+    row.last_error = ""
+    open_letters = db_session.scalars(
+        select(DeadLetter).where(
+            DeadLetter.kind == "delivery",
+            DeadLetter.reference == row.delivery_key,
+            DeadLetter.resolved_at.is_(None),
+        )
+    )
+    for letter in open_letters:
+        letter.resolved_at = utcnow()
+        letter.resolved_by = actor
+    db_session.flush()
+    outbox.enqueue(db_session, DELIVER_TASK, delivery_id=row.id)
+    return row
+
+
+def dead_letter(
+    *,
+    db_session: Session,
+    kind: str,
+    reference: str,
+    reason: str,
+    payload: Mapping[str, Any] | None = None,
+) -> DeadLetter:
+    """Add an entry to the dead-letter list (`kind` is `delivery` or `intake`)."""
+    if kind not in DEAD_LETTER_KINDS:
+        raise InvalidInput(f"dead-letter kind must be one of {DEAD_LETTER_KINDS}, not {kind!r}")
+    letter = DeadLetter(
+        kind=kind,
+        reference=reference[:200],
+        reason=reason,
+        payload=dict(payload or {}),
+        created_at=utcnow(),
+    )
+    db_session.add(letter)
+    db_session.flush()
+    return letter
+
+
+def list_dead_letters(
+    *,
+    db_session: Session,
+    kind: str | None = None,
+    include_resolved: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[DeadLetter]:
+    """Dead letters for the supervisors' list, newest first."""
+    query = select(DeadLetter)
+    if kind is not None:
+        query = query.where(DeadLetter.kind == kind)
+    if not include_resolved:
+        query = query.where(DeadLetter.resolved_at.is_(None))
+    query = query.order_by(DeadLetter.created_at.desc(), DeadLetter.id.desc())
+    return list(db_session.scalars(query.limit(limit).offset(offset)))
+
+
+def resolve_dead_letter(
+    *, db_session: Session, dead_letter_id: int, resolved_by: str
+) -> DeadLetter:
+    """Mark a dead letter handled; resolving it again keeps the first resolution."""
+    letter = db_session.get(DeadLetter, dead_letter_id)
+    if letter is None:
+        raise NotFound(f"dead letter {dead_letter_id} not found")
+    if letter.resolved_at is None:
+        letter.resolved_at = utcnow()
+        letter.resolved_by = resolved_by
+        db_session.flush()
+    return letter
