@@ -17,11 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from router import workflow
+from router.calendar import DEFAULT_CALENDAR, WorkingCalendar
 from router.errors import NotFound
 from router.models import Appeal, WorkOrder, WorkOrderEvent
 from router.orm import utcnow
+from router.routing import RouteDecision
 
 CHANNELS = ("phone", "web", "wechat", "open311", "agent")
+URGENT_ACCEPT_HOURS = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,3 +186,77 @@ def events(*, db_session: Session, work_order: WorkOrder) -> list[WorkOrderEvent
             .order_by(WorkOrderEvent.id)
         )
     )
+
+
+def apply_route(
+    *,
+    db_session: Session,
+    work_order: WorkOrder,
+    decision: RouteDecision,
+    model_version: str | None,
+    calendar: WorkingCalendar = DEFAULT_CALENDAR,
+    policy: workflow.WorkflowPolicy = workflow.DEFAULT_POLICY,
+    now: datetime | None = None,
+) -> WorkOrderEvent:
+    """Store the routing decision on a `received` order, then dispatch it or send it to review."""
+    at = now or utcnow()
+    work_order.category_code = decision.category_code
+    work_order.department_code = decision.department_code
+    work_order.assisting_department_codes = list(decision.assisting_department_codes)
+    work_order.district_code = decision.district_code
+    work_order.street_code = decision.street_code
+    work_order.priority = decision.priority
+    work_order.confidence = decision.confidence
+    work_order.routing_source = decision.department_source
+    work_order.suggestion = decision.to_dict()
+    work_order.model_version = model_version
+    if decision.auto_dispatch:
+        event = act(
+            db_session=db_session,
+            work_order=work_order,
+            action="triage_auto",
+            actor="router",
+            role="system",
+            data={
+                "department_code": decision.department_code,
+                "confidence": round(decision.confidence, 4),
+            },
+            now=at,
+        )
+        start_department_clock(
+            work_order=work_order, decision=decision, calendar=calendar, policy=policy, now=at
+        )
+        return event
+    return act(
+        db_session=db_session,
+        work_order=work_order,
+        action="send_to_review",
+        actor="router",
+        role="system",
+        reason="置信度低于自动派单阈值" if decision.category_code else "无法确定事项分类",
+        data={"confidence": round(decision.confidence, 4)},
+        now=at,
+    )
+
+
+def start_department_clock(
+    *,
+    work_order: WorkOrder,
+    decision: RouteDecision | None,
+    calendar: WorkingCalendar = DEFAULT_CALENDAR,
+    policy: workflow.WorkflowPolicy = workflow.DEFAULT_POLICY,
+    now: datetime,
+) -> None:
+    """Set the sign-for and handling deadlines of a freshly dispatched order."""
+    work_order.dispatched_at = now
+    if decision is not None and decision.priority == "urgent":
+        # Urgent safety matters are signed for around the clock, not in office hours.
+        work_order.accept_deadline_at = calendar.add_calendar_hours(now, URGENT_ACCEPT_HOURS)
+    else:
+        work_order.accept_deadline_at = workflow.accept_deadline(
+            now, policy=policy, calendar=calendar
+        )
+    if decision is not None and decision.deadline_value > 0:
+        work_order.deadline_at = calendar.deadline_for(
+            now, decision.deadline_value, decision.deadline_unit
+        )

@@ -1,13 +1,70 @@
-"""What `hotline run` prepares before starting the processes: reference data and a demo model."""
+"""What `hotline run` prepares: reference data, demo accounts and a demo model."""
 
 from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select
+
+from router.catalogue import default_catalogue
+from router.models import Department
+from router.reference import SyncReport, sync_catalogue
 from service.config import Settings
+from service.db import Database
 
 log = logging.getLogger(__name__)
 
+DEMO_SEED = 12345
 
-def prepare(settings: Settings) -> None:
+
+def load_reference_data(database: Database) -> SyncReport:
+    with database.session() as db_session:
+        report = sync_catalogue(db_session=db_session, catalogue=default_catalogue())
+    log.info("reference data: %s", report)
+    return report
+
+
+def seed_demo_accounts(database: Database, settings: Settings) -> list[str]:
+    from service.auth.service import seed_demo_accounts as seed
+
+    with database.session() as db_session:
+        codes = list(db_session.scalars(select(Department.code).where(Department.active.is_(True))))
+        created = seed(
+            db_session=db_session,
+            password=settings.demo_password.get_secret_value(),
+            department_codes=codes,
+        )
+    if created:
+        log.info("seeded %d demo accounts", len(created))
+    return created
+
+
+def ensure_demo_model(settings: Settings) -> bool:
+    """Train the demo model from a seeded fixtures corpus unless a model is there already."""
+    if (settings.model_dir / "model.joblib").is_file():
+        return False
+    from fixtures.generator import write_corpus
+    from training.workflow import train_model
+
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    corpus = settings.var_dir / "demo-corpus.csv"
+    log.info("no model in %s: training the demo model", settings.model_dir)
+    write_corpus(corpus, settings.demo_corpus_size, seed=DEMO_SEED, progress=True)
+    result = train_model(
+        [corpus],
+        text_column="text",
+        label_column="category_code",
+        department_column="department_code",
+        out=settings.model_dir,
+        seed=0,
+    )
+    log.info("demo model trained: %s", result)
+    return True
+
+
+def prepare(settings: Settings, database: Database) -> None:
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    load_reference_data(database)
+    if settings.seed_demo:
+        seed_demo_accounts(database, settings)
+    ensure_demo_model(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 from typing import Any
 
@@ -37,6 +38,31 @@ def get_database() -> Database:
     return Database(get_settings().database_url, after_commit=publish_outbox)
 
 
+_clients: dict[str, Any] = {}
+
+
+def department_publisher() -> Any:
+    """This process's RabbitMQ publisher for department deliveries (created after the fork)."""
+    from service.delivery.rabbitmq import DepartmentPublisher
+
+    url = get_settings().delivery_amqp_url
+    if not url:
+        return None
+    publisher = _clients.get("publisher")
+    if publisher is None or publisher.url != url:
+        publisher = _clients["publisher"] = DepartmentPublisher(url)
+    return publisher
+
+
+def http_client() -> Any:
+    import httpx
+
+    client = _clients.get("http")
+    if client is None:
+        client = _clients["http"] = httpx.Client(follow_redirects=False)
+    return client
+
+
 def reset() -> None:
     """Forget cached settings and connections (tests, and after a fork)."""
     if get_database.cache_info().currsize:
@@ -44,3 +70,7 @@ def reset() -> None:
     get_database.cache_clear()
     get_settings.cache_clear()
     _publisher.cache_clear()
+    for client in _clients.values():
+        with contextlib.suppress(Exception):  # closing a dead connection must not stop a reset
+            client.close()
+    _clients.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service.api import health, system
+from service.api import admin, appeals, auth, health, system
 from service.api.errors import install_error_handlers
 
 
@@ -17,4 +17,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(system.router)
+    app.include_router(appeals.router)
+    app.include_router(auth.router)
+    app.include_router(admin.router)
     return app

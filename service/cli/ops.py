@@ -23,6 +23,7 @@ def _configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _require_database(settings: Settings) -> None:
@@ -59,6 +60,15 @@ def migrate(
         ) from None
     migrations.upgrade(settings.database_url, revision)
     typer.echo(f"database at revision {migrations.current_revision(get_database().engine)}")
+    if revision == "head":
+        from service.bootstrap import load_reference_data
+
+        report = load_reference_data(get_database())
+        typer.echo(
+            f"reference data: {report.departments_added} departments and "
+            f"{report.categories_added} categories added, "
+            f"{report.departments_updated + report.categories_updated} updated"
+        )
 
 
 @app.command()
@@ -142,8 +152,9 @@ def run() -> None:
     _require_broker(settings)
     migrate(revision="head")
     from service.bootstrap import prepare
+    from service.runtime import get_database
 
-    prepare(settings)
+    prepare(settings, get_database())
     commands = {
         "api": ["serve"],
         "worker": ["worker", "--concurrency", "2"],
@@ -206,3 +217,35 @@ def probe(
                 return
         time.sleep(0.3)
     raise CliError(f"probe {probe_id} was not executed within {timeout:g} s: is a worker running?")
+
+
+@app.command("phone-consumer")
+def phone_consumer() -> None:
+    """Consume call-centre transcripts from the RabbitMQ queue `intake.phone`."""
+    from service import intake
+    from service.channels.phone_queue import (
+        PhoneTranscript,
+        dead_letter_recorder,
+        serve_phone_queue,
+        to_appeal_input,
+    )
+    from service.runtime import get_database
+
+    settings = get_settings()
+    _configure_logging(settings)
+    if not settings.phone_queue_url:
+        raise CliError("HOTLINE_PHONE_QUEUE_URL (or an amqp:// HOTLINE_BROKER_URL) is not set")
+    _require_database(settings)
+    database = get_database()
+
+    def handle(transcript: PhoneTranscript) -> str:
+        result = intake.submit(
+            database=database,
+            settings=settings,
+            appeal=to_appeal_input(transcript),
+            actor="phone-queue",
+            role="system",
+        )
+        return result.number
+
+    serve_phone_queue(settings.phone_queue_url, handle, on_poison=dead_letter_recorder(database))

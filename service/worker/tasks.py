@@ -16,12 +16,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from service import diagnostics, outbox
-from service.runtime import get_database, send_task
+from service.config import get_settings
+from service.runtime import department_publisher, get_database, http_client, send_task
 from service.worker.app import QUEUES, celery_app
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+DELIVERY_ATTEMPTS = 9  # the first try and `max_retries` retries of dispatch.deliver
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
@@ -67,6 +70,36 @@ def hotline_task(name: str, *, max_retries: int = 8, acks_late: bool = True) -> 
 def probe(db_session: Session, *, probe_id: str) -> None:
     """Mark an end-to-end probe executed."""
     diagnostics.execute_probe(db_session=db_session, probe_id=probe_id)
+
+
+@hotline_task("dispatch.deliver", max_retries=8)
+def deliver_work_order(db_session: Session, *, delivery_id: int) -> str | None:
+    """Deliver one dispatched work order to one department over one channel, once."""
+    from celery import current_task
+
+    from service.delivery import service as delivery_service
+
+    settings = get_settings()
+    request = current_task.request if current_task else None
+    row = delivery_service.deliver(
+        db_session=db_session,
+        delivery_id=delivery_id,
+        publisher=department_publisher(),
+        http_client=http_client(),
+        signing_key=settings.secret_key.get_secret_value(),
+        attempt=(request.retries if request else 0) + 1,
+        max_attempts=DELIVERY_ATTEMPTS,
+        webhook_timeout=settings.webhook_timeout,
+    )
+    return None if row is None else row.status
+
+
+@hotline_task("dispatch.triage_pending", max_retries=0)
+def triage_pending(db_session: Session) -> int:
+    """Route appeals left `received` (the model was missing or the process died mid-intake)."""
+    from service import intake
+
+    return intake.triage_pending(db_session=db_session, settings=get_settings())
 
 
 @hotline_task("system.relay_outbox", max_retries=0)

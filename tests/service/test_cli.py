@@ -1,0 +1,59 @@
+"""The `hotline` command: lists its commands, and bad configuration gives one line, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def hotline(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    result = hotline("--help")
+    assert result.returncode == 0
+    for command in ("serve", "worker", "scheduler", "run", "migrate", "probe", "phone-consumer"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["migrate"], {"HOTLINE_DATABASE_URL": "::garbage"}, "HOTLINE_DATABASE_URL"),
+        (["serve"], {"HOTLINE_DATABASE_URL": "mysql://x@y/z"}, "must be sqlite or postgresql"),
+        (["worker"], {"HOTLINE_BROKER_URL": "amqp://u:p@127.0.0.1:9//"}, "broker amqp unreachable"),
+        (["run"], {"HOTLINE_BROKER_URL": "amqp://u:p@127.0.0.1:9//"}, "broker amqp unreachable"),
+        (
+            ["migrate"],
+            {"HOTLINE_DATABASE_URL": "postgresql+psycopg://u:p@127.0.0.1:9/db"},
+            "database unreachable",
+        ),
+        (["serve"], {}, "run hotline migrate"),
+        (["phone-consumer"], {}, "HOTLINE_PHONE_QUEUE_URL"),
+    ],
+)
+def test_bad_configuration_is_one_clear_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    base = {"HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_BROKER_CONNECT_TIMEOUT": "0.5"}
+    result = hotline(*args, env={**base, **env}, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
