@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service.api import admin, appeals, auth, health, system
+from service.api import admin, appeals, auth, health, system, workorders
 from service.api.errors import install_error_handlers
 
 
@@ -20,4 +20,5 @@ def create_app() -> FastAPI:
     app.include_router(appeals.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
+    app.include_router(workorders.router)
     return app

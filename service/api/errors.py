@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from classifier.errors import ClassifierError
@@ -45,6 +46,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClassifierError)
     async def _classifier_error(_request: Request, exc: ClassifierError) -> JSONResponse:
         return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=503)
+
+    @app.exception_handler(StaleDataError)
+    async def _concurrent_change(_request: Request, _exc: StaleDataError) -> JSONResponse:
+        # Optimistic locking (work_orders.version) lost a race: the client should re-read.
+        return JSONResponse(
+            error_body("Conflict", "工单已被其他操作修改，请刷新后重试"), status_code=409
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
