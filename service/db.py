@@ -24,7 +24,8 @@ AfterCommit = Callable[[list[int]], None]
 
 def import_models() -> None:
     """Import every module that defines tables, so that `Base.metadata` is complete."""
-    import router.models  # noqa: F401
+    import router.models
+    import router.notifications  # noqa: F401
     import service.auth.models
     import service.delivery.models
     import service.diagnostics

@@ -71,6 +71,7 @@ def create_celery(settings: Settings) -> Celery:
                 "task": "system.relay_outbox",
                 "schedule": settings.outbox_relay_seconds,
             },
+            "deadline-scan": {"task": "deadlines.scan", "schedule": 60.0},
         },
     )
     return app

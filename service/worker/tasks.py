@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from service import diagnostics, outbox
 from service.config import get_settings
 from service.runtime import department_publisher, get_database, http_client, send_task
-from service.worker.app import QUEUES, celery_app
+from service.worker.app import celery_app
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +35,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def hotline_task(name: str, *, max_retries: int = 8, acks_late: bool = True) -> Callable[[F], Any]:
-    """Register `fn(db_session, **kwargs)` as the Celery task `name` (queue = first name part)."""
-    queue = name.split(".", 1)[0]
-    if queue not in QUEUES:
-        queue = "default"
+    """Register `fn(db_session, **kwargs)` as the Celery task `name`.
+
+    The queue is the first part of the name (`task_routes` in service/worker/app.py).
+    """
 
     def decorate(fn: F) -> Any:
         @celery_app.task(
             name=name,
-            queue=queue,
             bind=True,
             acks_late=acks_late,
             reject_on_worker_lost=acks_late,
@@ -106,3 +105,12 @@ def triage_pending(db_session: Session) -> int:
 def relay_outbox(db_session: Session) -> int:
     """Publish outbox messages that were not published right after their commit."""
     return outbox.publish(db_session, send_task, older_than=timedelta(seconds=10))
+
+
+@hotline_task("deadlines.scan", max_retries=0)
+def scan_deadlines(db_session: Session) -> dict[str, Any]:
+    """Warn about and escalate work-order deadlines (the next beat tick retries a failed scan)."""
+    from router import deadlines
+    from router.orm import utcnow
+
+    return deadlines.scan_deadlines(db_session=db_session, now=utcnow()).to_dict()

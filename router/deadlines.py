@@ -1,0 +1,338 @@
+"""Deadline scans: warn before the sign-for (签收) and handling deadlines, escalate (督办) after.
+
+:func:`scan_deadlines` is what the periodic ``deadlines.scan`` task runs; it only flushes, so the
+task wrapper owns the transaction. Each warning and each escalation happens once per deadline
+kind and deadline instant: a re-scan adds nothing, but a deadline that moved (an approved
+extension, a redispatch) is watched afresh. :func:`on_time_figures` reports how many orders were
+accepted and replied to in time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from router import workorders
+from router.calendar import DEFAULT_CALENDAR, DeadlineUnit, WorkingCalendar
+from router.models import Category, WorkOrder, WorkOrderEvent
+from router.notifications import NotificationKind, RecipientKind, notify
+from router.workflow import (
+    AT_DEPARTMENT,
+    DEFAULT_POLICY,
+    Action,
+    DeadlineStatus,
+    Role,
+    State,
+    WorkflowPolicy,
+    deadline_status,
+)
+
+__all__ = [
+    "SCAN_ACTOR",
+    "WARNING_ACTION",
+    "DeadlineHit",
+    "DeadlineKind",
+    "ScanResult",
+    "on_time_figures",
+    "scan_deadlines",
+]
+
+SCAN_ACTOR = "deadline-scan"
+WARNING_ACTION = "deadline_warning"
+"""Event action of a warning; not a lifecycle action (the state does not change)."""
+
+
+class DeadlineKind(StrEnum):
+    ACCEPT = "accept"  # sign-for deadline (签收时限), WorkOrder.accept_deadline_at
+    HANDLE = "handle"  # handling deadline (办理时限), WorkOrder.deadline_at
+
+
+_NAMES = {DeadlineKind.ACCEPT: "签收时限", DeadlineKind.HANDLE: "办理时限"}
+
+_AWAITING_ACCEPTANCE = frozenset({State.DISPATCHED, State.REOPENED})
+_AT_DEPARTMENT_FILTER = WorkOrder.state.in_(sorted(state.value for state in AT_DEPARTMENT))
+
+
+@dataclass(frozen=True)
+class DeadlineHit:
+    """One deadline of one order that the scan warned about or escalated."""
+
+    number: str
+    kind: DeadlineKind
+    deadline: datetime
+
+    def to_dict(self) -> dict[str, str]:
+        return {"number": self.number, "kind": self.kind.value, "deadline": _iso(self.deadline)}
+
+
+@dataclass
+class ScanResult:
+    """What one scan did (nothing at all on a re-scan with the same clock)."""
+
+    checked: int = 0
+    warned: list[DeadlineHit] = field(default_factory=list)
+    escalated: list[DeadlineHit] = field(default_factory=list)
+    notifications: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "warned": [hit.to_dict() for hit in self.warned],
+            "escalated": [hit.to_dict() for hit in self.escalated],
+            "notifications": self.notifications,
+        }
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _require_aware(value: datetime, name: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+
+
+def _handled(db_session: Session) -> dict[int, set[tuple[str, str, str]]]:
+    """Per order, the (action, deadline kind, deadline) triples earlier scans already acted on."""
+    done: dict[int, set[tuple[str, str, str]]] = defaultdict(set)
+    rows = db_session.execute(
+        select(WorkOrderEvent.work_order_id, WorkOrderEvent.action, WorkOrderEvent.data)
+        .join(WorkOrder, WorkOrderEvent.work_order_id == WorkOrder.id)
+        .where(
+            _AT_DEPARTMENT_FILTER,
+            WorkOrderEvent.action.in_([WARNING_ACTION, Action.ESCALATE.value]),
+        )
+    )
+    for order_id, action, data in rows:
+        kind = (data or {}).get("deadline_kind")
+        deadline = (data or {}).get("deadline")
+        if kind and deadline:
+            done[order_id].add((action, kind, deadline))
+    return done
+
+
+def _deadlines(
+    order: WorkOrder, category_unit: str | None
+) -> list[tuple[DeadlineKind, datetime, str]]:
+    """The running deadlines of an order in the department's hands, with their time unit."""
+    found: list[tuple[DeadlineKind, datetime, str]] = []
+    accepted_since_dispatch = (
+        order.accepted_at is not None
+        and order.dispatched_at is not None
+        and order.accepted_at >= order.dispatched_at
+    )
+    if (
+        order.state in _AWAITING_ACCEPTANCE
+        and order.accept_deadline_at is not None
+        and not accepted_since_dispatch
+    ):
+        # Urgent orders are signed for around the clock (see start_department_clock).
+        unit = DeadlineUnit.HOURS if order.priority == "urgent" else DeadlineUnit.WORKING_HOURS
+        found.append((DeadlineKind.ACCEPT, order.accept_deadline_at, unit.value))
+    if order.deadline_at is not None:
+        found.append(
+            (DeadlineKind.HANDLE, order.deadline_at, category_unit or DeadlineUnit.WORKING_DAYS)
+        )
+    return found
+
+
+def scan_deadlines(
+    *,
+    db_session: Session,
+    now: datetime,
+    calendar: WorkingCalendar = DEFAULT_CALENDAR,
+    policy: WorkflowPolicy = DEFAULT_POLICY,
+) -> ScanResult:
+    """Warn about and escalate the deadlines of every order in a department's hands.
+
+    A deadline with ``policy.warning_share`` of its allowed (working) time used gets one
+    ``deadline_warning`` event, ``warned_at`` and a notification to the department; a deadline
+    that has passed gets one ``escalate`` event (``escalated`` is set) and notifications to the
+    department and the supervisors. The sign-for deadline counts only while the order waits to be
+    accepted (``dispatched``/``reopened``); the handling deadline in every state of
+    :data:`~router.workflow.AT_DEPARTMENT`.
+    """
+    _require_aware(now, "now")
+    result = ScanResult()
+    rows = db_session.execute(
+        select(WorkOrder, Category.deadline_unit)
+        .outerjoin(Category, WorkOrder.category_code == Category.code)
+        .where(
+            _AT_DEPARTMENT_FILTER,
+            (WorkOrder.accept_deadline_at.is_not(None)) | (WorkOrder.deadline_at.is_not(None)),
+        )
+        .order_by(WorkOrder.id)
+    ).all()
+    handled = _handled(db_session)
+    for order, category_unit in rows:
+        result.checked += 1
+        done = handled[order.id]
+        for kind, deadline, unit in _deadlines(order, category_unit):
+            key = _iso(deadline)
+            if (Action.ESCALATE.value, kind.value, key) in done:
+                continue
+            if now > deadline:
+                result.notifications += _escalate(
+                    db_session, order, kind, deadline, now=now, calendar=calendar
+                )
+                result.escalated.append(DeadlineHit(order.number, kind, deadline))
+                continue
+            if (WARNING_ACTION, kind.value, key) in done:
+                continue
+            start = order.dispatched_at or deadline
+            status = deadline_status(
+                start, deadline, now, unit=unit, policy=policy, calendar=calendar
+            )
+            if status is DeadlineStatus.WARNING:
+                share = calendar.elapsed_share(start, deadline, now, unit=unit)
+                result.notifications += _warn(
+                    db_session, order, kind, deadline, share, now=now, calendar=calendar
+                )
+                result.warned.append(DeadlineHit(order.number, kind, deadline))
+    db_session.flush()
+    return result
+
+
+def _local(deadline: datetime, calendar: WorkingCalendar) -> str:
+    return f"{deadline.astimezone(calendar.tz):%Y-%m-%d %H:%M}"
+
+
+def _warn(
+    db_session: Session,
+    order: WorkOrder,
+    kind: DeadlineKind,
+    deadline: datetime,
+    share: float,
+    *,
+    now: datetime,
+    calendar: WorkingCalendar,
+) -> int:
+    # A warning is a note in the history, not a transition: it bypasses the state machine.
+    db_session.add(
+        WorkOrderEvent(
+            work_order_id=order.id,
+            at=now,
+            actor=SCAN_ACTOR,
+            role=Role.SYSTEM.value,
+            action=WARNING_ACTION,
+            from_state=order.state,
+            to_state=order.state,
+            reason=f"临近{_NAMES[kind]}",
+            data={
+                "deadline_kind": kind.value,
+                "deadline": _iso(deadline),
+                "share": round(share, 3),
+            },
+        )
+    )
+    order.warned_at = now
+    order.updated_at = now
+    message = f"工单 {order.number} 即将超过{_NAMES[kind]}（截止 {_local(deadline, calendar)}）"
+    _notify_department(db_session, order, NotificationKind.DEADLINE_WARNING, message, now=now)
+    return 1
+
+
+def _escalate(
+    db_session: Session,
+    order: WorkOrder,
+    kind: DeadlineKind,
+    deadline: datetime,
+    *,
+    now: datetime,
+    calendar: WorkingCalendar,
+) -> int:
+    workorders.act(
+        db_session=db_session,
+        work_order=order,
+        action=Action.ESCALATE.value,
+        actor=SCAN_ACTOR,
+        role=Role.SYSTEM.value,
+        reason=f"超过{_NAMES[kind]}",
+        data={"deadline_kind": kind.value, "deadline": _iso(deadline)},
+        now=now,
+    )
+    message = f"工单 {order.number} 已超过{_NAMES[kind]}（截止 {_local(deadline, calendar)}）"
+    _notify_department(db_session, order, NotificationKind.OVERDUE, message, now=now)
+    notify(
+        db_session=db_session,
+        work_order=order,
+        recipient_kind=RecipientKind.SUPERVISORS.value,
+        kind=NotificationKind.OVERDUE.value,
+        message=message,
+        now=now,
+    )
+    return 2
+
+
+def _notify_department(
+    db_session: Session, order: WorkOrder, kind: NotificationKind, message: str, *, now: datetime
+) -> None:
+    # An order in a department's hands always has one; if not, the supervisors must hear of it.
+    recipient = RecipientKind.DEPARTMENT if order.department_code else RecipientKind.SUPERVISORS
+    notify(
+        db_session=db_session,
+        work_order=order,
+        recipient_kind=recipient.value,
+        recipient_code=order.department_code,
+        kind=kind.value,
+        message=message,
+        now=now,
+    )
+
+
+def _rate(on_time: int, late: int) -> float | None:
+    return None if on_time + late == 0 else round(on_time / (on_time + late), 4)
+
+
+def _tally(
+    pairs: list[tuple[datetime | None, datetime | None]], now: datetime
+) -> dict[str, int | float | None]:
+    """Count (done_at, deadline) pairs: on time, late (also when still open past the deadline)."""
+    counts = {"on_time": 0, "late": 0, "pending": 0, "without_deadline": 0}
+    for done_at, deadline in pairs:
+        if deadline is None:
+            counts["without_deadline"] += 1
+        elif done_at is not None:
+            counts["on_time" if done_at <= deadline else "late"] += 1
+        elif now > deadline:
+            counts["late"] += 1
+        else:
+            counts["pending"] += 1
+    return {**counts, "on_time_rate": _rate(counts["on_time"], counts["late"])}
+
+
+def on_time_figures(
+    *, db_session: Session, since: datetime, until: datetime, now: datetime | None = None
+) -> dict[str, Any]:
+    """On-time acceptance and reply figures of the orders dispatched in ``[since, until)``.
+
+    An order counts as accepted (replied) on time if ``accepted_at <= accept_deadline_at``
+    (``replied_at <= deadline_at``); one still waiting at ``now`` (default: the current time) is
+    late once its deadline has passed and ``pending`` before. Rates are on time / (on time +
+    late), None when there is nothing to rate.
+    """
+    for value, name in ((since, "since"), (until, "until")):
+        _require_aware(value, name)
+    at = now or datetime.now(UTC)
+    _require_aware(at, "now")
+    rows = db_session.execute(
+        select(
+            WorkOrder.accepted_at,
+            WorkOrder.accept_deadline_at,
+            WorkOrder.replied_at,
+            WorkOrder.deadline_at,
+        ).where(WorkOrder.dispatched_at >= since, WorkOrder.dispatched_at < until)
+    ).all()
+    return {
+        "since": _iso(since),
+        "until": _iso(until),
+        "dispatched": len(rows),
+        "accept": _tally([(row[0], row[1]) for row in rows], at),
+        "reply": _tally([(row[2], row[3]) for row in rows], at),
+    }
