@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from router import workflow
 from router.calendar import DEFAULT_CALENDAR, WorkingCalendar
-from router.errors import NotFound
-from router.models import Appeal, WorkOrder, WorkOrderEvent
+from router.errors import Conflict, InvalidInput, NotFound
+from router.models import Appeal, Category, Department, WorkOrder, WorkOrderEvent
 from router.orm import utcnow
 from router.routing import RouteDecision
 
@@ -260,3 +260,66 @@ def start_department_clock(
         work_order.deadline_at = calendar.deadline_for(
             now, decision.deadline_value, decision.deadline_unit
         )
+
+
+def get_leaf_category_or_raise(*, db_session: Session, code: str) -> Category:
+    """An active level-3 category; InvalidInput (400) names the field otherwise."""
+    category = db_session.get(Category, code)
+    if category is None or not category.active:
+        raise InvalidInput(f"unknown category {code!r}", field="category_code")
+    if category.level != 3:
+        raise InvalidInput(
+            f"category {code!r} is not a leaf (level {category.level}); choose a level-3 category",
+            field="category_code",
+        )
+    return category
+
+
+def get_department_or_raise(*, db_session: Session, code: str) -> Department:
+    """An active department; InvalidInput (400) names the field otherwise."""
+    department = db_session.get(Department, code)
+    if department is None or not department.active:
+        raise InvalidInput(f"unknown department {code!r}", field="department_code")
+    return department
+
+
+def restart_department_clock(*, db_session: Session, order: WorkOrder, now: datetime) -> None:
+    """Sign-for and handling deadlines from `now`, the handling one from the order's category."""
+    start_department_clock(work_order=order, decision=None, now=now)
+    if order.priority == "urgent":
+        order.accept_deadline_at = DEFAULT_CALENDAR.add_calendar_hours(now, URGENT_ACCEPT_HOURS)
+    category = db_session.get(Category, order.category_code) if order.category_code else None
+    if category is not None and category.deadline_value > 0:
+        order.deadline_at = DEFAULT_CALENDAR.deadline_for(
+            now, category.deadline_value, category.deadline_unit
+        )
+
+
+def next_best_alternative(
+    suggestion: dict[str, Any], current_category: str | None
+) -> dict[str, Any] | None:
+    """The classifier's best alternative in another category (for a returned order)."""
+    for alternative in suggestion.get("alternatives") or []:
+        if isinstance(alternative, dict) and alternative.get("category_code") != current_category:
+            return dict(alternative)
+    return None
+
+
+def requested_extension_deadline(*, db_session: Session, order: WorkOrder) -> datetime:
+    """The deadline asked for in the order's latest extension request."""
+    data = db_session.scalar(
+        select(WorkOrderEvent.data)
+        .where(
+            WorkOrderEvent.work_order_id == order.id,
+            WorkOrderEvent.action == workflow.Action.REQUEST_EXTENSION.value,
+        )
+        .order_by(WorkOrderEvent.id.desc())
+        .limit(1)
+    )
+    try:
+        return datetime.fromisoformat(str((data or {})["requested_deadline"]))
+    except (KeyError, ValueError):
+        raise Conflict(
+            f"work order {order.number} has no readable extension request",
+            current_state=order.state,
+        ) from None

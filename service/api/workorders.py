@@ -17,9 +17,8 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from router import workflow, workorders
-from router.calendar import DEFAULT_CALENDAR
-from router.errors import Conflict, InvalidInput
-from router.models import Category, Department, WorkOrder, WorkOrderEvent
+from router.errors import InvalidInput
+from router.models import Category, WorkOrder, WorkOrderEvent
 from router.orm import utcnow
 from service.api.deps import DbSession
 from service.api.security import CurrentActor, department_scope, require_roles
@@ -188,39 +187,6 @@ def _read(order: WorkOrder, event: WorkOrderEvent) -> ActionRead:
     )
 
 
-def _leaf_category(db_session: Session, code: str) -> Category:
-    category = db_session.get(Category, code)
-    if category is None or not category.active:
-        raise InvalidInput(f"unknown category {code!r}", field="category_code")
-    if category.level != 3:
-        raise InvalidInput(
-            f"category {code!r} is not a leaf (level {category.level}); choose a level-3 category",
-            field="category_code",
-        )
-    return category
-
-
-def _department(db_session: Session, code: str) -> Department:
-    department = db_session.get(Department, code)
-    if department is None or not department.active:
-        raise InvalidInput(f"unknown department {code!r}", field="department_code")
-    return department
-
-
-def _start_clock(db_session: Session, order: WorkOrder, now: datetime) -> None:
-    """Sign-for and handling deadlines from `now`, the handling one from the order's category."""
-    workorders.start_department_clock(work_order=order, decision=None, now=now)
-    if order.priority == "urgent":
-        order.accept_deadline_at = DEFAULT_CALENDAR.add_calendar_hours(
-            now, workorders.URGENT_ACCEPT_HOURS
-        )
-    category = db_session.get(Category, order.category_code) if order.category_code else None
-    if category is not None and category.deadline_value > 0:
-        order.deadline_at = DEFAULT_CALENDAR.deadline_for(
-            now, category.deadline_value, category.deadline_unit
-        )
-
-
 def _deadline_status(
     order: WorkOrder, units: dict[str, str], now: datetime
 ) -> DeadlineStatusName | None:
@@ -355,9 +321,13 @@ def dispatch(
     suggestion = order.suggestion or {}
     suggested_category = suggestion.get("category_code")
     suggested_department = suggestion.get("department_code")
-    category = _leaf_category(db_session, body.category_code or order.category_code or "")
+    category = workorders.get_leaf_category_or_raise(
+        db_session=db_session, code=body.category_code or order.category_code or ""
+    )
     if body.department_code is not None:
-        department_code = _department(db_session, body.department_code).code
+        department_code = workorders.get_department_or_raise(
+            db_session=db_session, code=body.department_code
+        ).code
     elif category.code != order.category_code and category.lead_department_code:
         department_code = category.lead_department_code
     elif order.department_code:
@@ -386,7 +356,7 @@ def dispatch(
         if order.priority != "urgent":
             order.priority = category.priority
     order.department_code = department_code
-    _start_clock(db_session, order, now)
+    workorders.restart_department_clock(db_session=db_session, order=order, now=now)
     record_deliveries(db_session=db_session, work_order=order, settings=get_settings())
     return _read(order, event)
 
@@ -420,7 +390,9 @@ def reassign(
     """Redispatch (改派) to another department; its deadlines start again."""
     now = utcnow()
     order = _load(db_session, number, actor)
-    department = _department(db_session, body.department_code)
+    department = workorders.get_department_or_raise(
+        db_session=db_session, code=body.department_code
+    )
     if department.code == order.department_code:
         raise InvalidInput(f"work order {number} is already with {department.code}")
     data = {"from_department_code": order.department_code, "department_code": department.code}
@@ -428,7 +400,7 @@ def reassign(
         db_session, order, actor, workflow.Action.REDISPATCH, reason=body.reason, data=data, now=now
     )
     order.department_code = department.code
-    _start_clock(db_session, order, now)
+    workorders.restart_department_clock(db_session=db_session, order=order, now=now)
     record_deliveries(db_session=db_session, work_order=order, settings=get_settings())
     return _read(order, event)
 
@@ -443,13 +415,6 @@ def accept(number: str, db_session: DbSession, actor: DepartmentActor) -> Action
     event = _act(db_session, order, actor, workflow.Action.ACCEPT, now=now)
     order.accepted_at = now
     return _read(order, event)
-
-
-def _next_best(suggestion: dict[str, Any], current_category: str | None) -> dict[str, Any] | None:
-    for alternative in suggestion.get("alternatives") or []:
-        if isinstance(alternative, dict) and alternative.get("category_code") != current_category:
-            return dict(alternative)
-    return None
 
 
 @router.post("/work-orders/{number}/return", response_model=ActionRead, responses=ERRORS)
@@ -473,7 +438,7 @@ def return_order(
         now=now,
     )
     order.return_count += 1
-    next_best = _next_best(order.suggestion or {}, order.category_code)
+    next_best = workorders.next_best_alternative(order.suggestion or {}, order.category_code)
     # A new dict, so that the JSON column is seen as changed.
     order.suggestion = {**(order.suggestion or {}), "next_best": next_best}
     _act(
@@ -528,25 +493,6 @@ def request_extension(
     return _read(order, event)
 
 
-def _requested_deadline(db_session: Session, order: WorkOrder) -> datetime:
-    data = db_session.scalar(
-        select(WorkOrderEvent.data)
-        .where(
-            WorkOrderEvent.work_order_id == order.id,
-            WorkOrderEvent.action == workflow.Action.REQUEST_EXTENSION.value,
-        )
-        .order_by(WorkOrderEvent.id.desc())
-        .limit(1)
-    )
-    try:
-        return datetime.fromisoformat(str((data or {})["requested_deadline"]))
-    except (KeyError, ValueError):
-        raise Conflict(
-            f"work order {order.number} has no readable extension request",
-            current_state=order.state,
-        ) from None
-
-
 @router.post("/work-orders/{number}/extension/approve", response_model=ActionRead, responses=ERRORS)
 def approve_extension(
     number: str,
@@ -559,7 +505,7 @@ def approve_extension(
     if order.state != workflow.State.EXTENSION_REQUESTED:
         # Let the state machine give the usual 409 before reading the request.
         workflow.transition(order.state, workflow.Action.APPROVE_EXTENSION, role=actor.role)
-    new_deadline = _requested_deadline(db_session, order)
+    new_deadline = workorders.requested_extension_deadline(db_session=db_session, order=order)
     data = {
         "previous_deadline": order.deadline_at.isoformat() if order.deadline_at else None,
         "new_deadline": new_deadline.isoformat(),
