@@ -115,11 +115,10 @@ def _purge_rabbitmq_queues(url: str) -> None:
     import pika
     from pika.exceptions import ChannelClosedByBroker
 
+    from service.delivery.rabbitmq import connection_parameters
     from service.worker.app import QUEUES
 
-    # pika reads the default vhost of 'amqp://host//' as '' (kombu reads '/'): spell it out.
-    pika_url = url[:-2] + "/%2F" if url.endswith("//") else url
-    connection = pika.BlockingConnection(pika.URLParameters(pika_url))
+    connection = pika.BlockingConnection(connection_parameters(url))
     try:
         for name in QUEUES:
             channel = connection.channel()
