@@ -224,7 +224,13 @@ def apply_route(
             now=at,
         )
         start_department_clock(
-            work_order=work_order, decision=decision, calendar=calendar, policy=policy, now=at
+            work_order=work_order,
+            priority=decision.priority,
+            deadline_value=decision.deadline_value,
+            deadline_unit=decision.deadline_unit,
+            calendar=calendar,
+            policy=policy,
+            now=at,
         )
         return event
     return act(
@@ -242,24 +248,27 @@ def apply_route(
 def start_department_clock(
     *,
     work_order: WorkOrder,
-    decision: RouteDecision | None,
+    priority: str,
+    deadline_value: int,
+    deadline_unit: str,
     calendar: WorkingCalendar = DEFAULT_CALENDAR,
     policy: workflow.WorkflowPolicy = workflow.DEFAULT_POLICY,
     now: datetime,
 ) -> None:
-    """Set the sign-for and handling deadlines of a freshly dispatched order."""
+    """Set the sign-for and handling deadlines of a freshly dispatched order.
+
+    The handling deadline is left as it is when `deadline_value` is 0 (no category deadline).
+    """
     work_order.dispatched_at = now
-    if decision is not None and decision.priority == "urgent":
+    if priority == "urgent":
         # Urgent safety matters are signed for around the clock, not in office hours.
         work_order.accept_deadline_at = calendar.add_calendar_hours(now, URGENT_ACCEPT_HOURS)
     else:
         work_order.accept_deadline_at = workflow.accept_deadline(
             now, policy=policy, calendar=calendar
         )
-    if decision is not None and decision.deadline_value > 0:
-        work_order.deadline_at = calendar.deadline_for(
-            now, decision.deadline_value, decision.deadline_unit
-        )
+    if deadline_value > 0:
+        work_order.deadline_at = calendar.deadline_for(now, deadline_value, deadline_unit)
 
 
 def get_leaf_category_or_raise(*, db_session: Session, code: str) -> Category:
@@ -285,14 +294,14 @@ def get_department_or_raise(*, db_session: Session, code: str) -> Department:
 
 def restart_department_clock(*, db_session: Session, order: WorkOrder, now: datetime) -> None:
     """Sign-for and handling deadlines from `now`, the handling one from the order's category."""
-    start_department_clock(work_order=order, decision=None, now=now)
-    if order.priority == "urgent":
-        order.accept_deadline_at = DEFAULT_CALENDAR.add_calendar_hours(now, URGENT_ACCEPT_HOURS)
     category = db_session.get(Category, order.category_code) if order.category_code else None
-    if category is not None and category.deadline_value > 0:
-        order.deadline_at = DEFAULT_CALENDAR.deadline_for(
-            now, category.deadline_value, category.deadline_unit
-        )
+    start_department_clock(
+        work_order=order,
+        priority=order.priority,
+        deadline_value=category.deadline_value if category is not None else 0,
+        deadline_unit=category.deadline_unit if category is not None else "working_days",
+        now=now,
+    )
 
 
 def next_best_alternative(
