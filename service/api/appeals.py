@@ -21,6 +21,7 @@ router = APIRouter(prefix="/api/v1", tags=["appeals"])
 
 MAX_TEXT = 5000
 Channel = Literal["phone", "web", "wechat", "open311", "agent"]
+NextStep = Literal["auto_dispatched", "awaiting_review", "awaiting_triage", "in_progress"]
 IntakeActor = Annotated[Actor, Depends(require_roles("agent", "supervisor", "admin"))]
 AppealType = Literal["consultation", "help", "complaint", "report", "suggestion"]
 
@@ -86,7 +87,7 @@ class AppealCreated(BaseModel):
     number: str
     state: str
     suggestion: SuggestionRead | None
-    next: Literal["auto_dispatched", "awaiting_review", "awaiting_triage", "in_progress"]
+    next: NextStep
 
 
 class EventRead(BaseModel):
@@ -130,7 +131,7 @@ def classify(body: ClassifyRequest, actor: IntakeActor) -> SuggestionRead:
     return SuggestionRead.model_validate(decision.to_dict())
 
 
-def _next_step(state: str, created: bool) -> str:
+def _next_step(state: str) -> NextStep:
     if state == "dispatched":
         return "auto_dispatched"
     if state == "review":
@@ -176,7 +177,7 @@ def create_appeal(
         number=result.number,
         state=result.state,
         suggestion=SuggestionRead.model_validate(result.suggestion) if result.suggestion else None,
-        next=_next_step(result.state, result.created),  # type: ignore[arg-type]
+        next=_next_step(result.state),
     )
     return JSONResponse(created.model_dump(mode="json"), status_code=201 if result.created else 200)
 

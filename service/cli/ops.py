@@ -26,7 +26,7 @@ def _configure_logging(settings: Settings) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _require_database(settings: Settings) -> None:
+def _require_database() -> None:
     from service import health
     from service.runtime import get_database
 
@@ -81,7 +81,7 @@ def serve(
 
     settings = get_settings()
     _configure_logging(settings)
-    _require_database(settings)
+    _require_database()
     uvicorn.run(
         "service.api.app:create_app",
         factory=True,
@@ -103,7 +103,7 @@ def worker(
     settings = get_settings()
     _configure_logging(settings)
     _require_broker(settings)
-    _require_database(settings)
+    _require_database()
     celery_app.worker_main(
         [
             "worker",
@@ -204,7 +204,7 @@ def probe(
     from service.runtime import get_database
 
     settings = get_settings()
-    _require_database(settings)
+    _require_database()
     _require_broker(settings)
     with get_database().session() as session:
         probe_id = diagnostics.create_probe(db_session=session).id
@@ -235,7 +235,7 @@ def phone_consumer() -> None:
     _configure_logging(settings)
     if not settings.phone_queue_url:
         raise CliError("HOTLINE_PHONE_QUEUE_URL (or an amqp:// HOTLINE_BROKER_URL) is not set")
-    _require_database(settings)
+    _require_database()
     database = get_database()
 
     def handle(transcript: PhoneTranscript) -> str:
