@@ -24,9 +24,12 @@ AfterCommit = Callable[[list[int]], None]
 
 def import_models() -> None:
     """Import every module that defines tables, so that `Base.metadata` is complete."""
+    import router.callbacks
+    import router.merges
     import router.models
     import router.notifications  # noqa: F401
     import service.auth.models
+    import service.channels.models
     import service.delivery.models
     import service.diagnostics
     import service.outbox  # noqa: F401

@@ -4,8 +4,26 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service.api import admin, appeals, auth, health, system, workorders
+from service.api import (
+    admin,
+    appeals,
+    auth,
+    callbacks,
+    callers,
+    deadletters,
+    health,
+    merges,
+    models,
+    notifications,
+    open311,
+    phone,
+    statistics,
+    system,
+    wechat,
+    workorders,
+)
 from service.api.errors import install_error_handlers
+from service.web import pages
 
 
 def create_app() -> FastAPI:
@@ -21,4 +39,18 @@ def create_app() -> FastAPI:
     app.include_router(auth.router)
     app.include_router(admin.router)
     app.include_router(workorders.router)
+    for module in (
+        callbacks,
+        notifications,
+        phone,
+        wechat,
+        open311,
+        merges,
+        models,
+        statistics,
+        deadletters,
+        callers,
+    ):
+        app.include_router(module.router)
+    app.include_router(pages.router)
     return app

@@ -28,7 +28,16 @@ def build_queues(settings: Settings) -> list[Queue]:
 
 
 def create_celery(settings: Settings) -> Celery:
-    app = Celery("hotline", broker=settings.broker_url, include=["service.worker.tasks"])
+    app = Celery(
+        "hotline",
+        broker=settings.broker_url,
+        include=[
+            "service.worker.tasks",
+            "service.worker.callbacks",
+            "service.worker.hotspots",
+            "service.worker.training",
+        ],
+    )
     transport_options: dict[str, Any] = {}
     if settings.uses_rabbitmq:
         transport_options["confirm_publish"] = True

@@ -1,0 +1,7 @@
+"""Notifications for departments and supervisors."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["notifications"])

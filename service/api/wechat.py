@@ -1,0 +1,7 @@
+"""WeChat official-account server endpoint."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["wechat"])

@@ -1,0 +1,1 @@
+"""Pages for agents, departments and supervisors (Simplified Chinese, bundled assets)."""

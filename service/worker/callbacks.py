@@ -1,0 +1,3 @@
+"""Celery tasks for satisfaction callbacks."""
+
+from __future__ import annotations

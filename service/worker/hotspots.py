@@ -1,0 +1,3 @@
+"""Celery tasks for duplicates and hotspots."""
+
+from __future__ import annotations

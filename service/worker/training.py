@@ -1,0 +1,3 @@
+"""Celery tasks for model training."""
+
+from __future__ import annotations
