@@ -6,6 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 scripts/bootstrap.sh
+scripts/browser.sh  # Debian's chromium + chromedriver for tests/web (no-op when present)
 
 # Outside the checkout: PostgreSQL runs as `postgres`, which may not enter the clone's parents.
 export HOTLINE_TEST_SERVICES_DIR="${HOTLINE_TEST_SERVICES_DIR:-/tmp/hotline-test-services}"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +21,10 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 POSTGRES_URL = os.environ.get("HOTLINE_TEST_POSTGRES_URL", "")
 AMQP_URL = os.environ.get("HOTLINE_TEST_AMQP_URL", "")
 REQUIRE_SERVICES = os.environ.get("HOTLINE_REQUIRE_SERVICES") == "1"
+
+
+DEMO_PASSWORD = "test-demo-password"
+"""The demo accounts' password in tests (HOTLINE_DEMO_PASSWORD)."""
 
 
 def _need(url: str, what: str) -> str:
@@ -35,7 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # The process-wide settings must never read a developer's .env or var/ during tests.
     os.environ.setdefault("HOTLINE_ENVIRONMENT", "test")
     os.environ.setdefault("HOTLINE_SECRET_KEY", "test-secret-key-not-for-production")
-    os.environ.setdefault("HOTLINE_DEMO_PASSWORD", "test-demo-password")
+    os.environ.setdefault("HOTLINE_DEMO_PASSWORD", DEMO_PASSWORD)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -134,3 +139,62 @@ def _purge_rabbitmq_queues(url: str) -> None:
 @pytest.fixture(scope="session")
 def python() -> str:
     return sys.executable
+
+
+# API fixtures: a demo model trained once per run, and a seeded, migrated database.
+@pytest.fixture(scope="session")
+def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real model trained from a small seeded demo corpus (no trained binaries in git)."""
+    from fixtures.generator import write_corpus
+    from training.workflow import train_model
+
+    root = tmp_path_factory.mktemp("demo-model")
+    corpus = root / "corpus.csv"
+    write_corpus(corpus, 4000, seed=5, progress=False)
+    train_model(
+        [corpus],
+        text_column="text",
+        label_column="category_code",
+        department_column="department_code",
+        out=root / "model",
+        seed=0,
+    )
+    return root / "model"
+
+
+@pytest.fixture
+def seeded_env(app_env: str, demo_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Migrated database with the reference data and demo accounts; the demo model active."""
+    from service import runtime
+    from service.bootstrap import load_reference_data, seed_demo_accounts
+    from service.config import get_settings
+
+    monkeypatch.setenv("HOTLINE_MODEL_DIR", str(demo_model_dir))
+    runtime.reset()
+    load_reference_data(runtime.get_database())
+    seed_demo_accounts(runtime.get_database(), get_settings())
+    return app_env
+
+
+@pytest.fixture
+def client(seeded_env: str) -> TestClient:
+    from service.api.app import create_app
+
+    return TestClient(create_app())
+
+
+@pytest.fixture
+def login(client: TestClient) -> Callable[[str], dict[str, str]]:
+    """Headers carrying a bearer token of the named demo account."""
+    tokens: dict[str, str] = {}
+
+    def headers(username: str) -> dict[str, str]:
+        if username not in tokens:
+            response = client.post(
+                "/api/v1/auth/token", data={"username": username, "password": DEMO_PASSWORD}
+            )
+            assert response.status_code == 200, response.text
+            tokens[username] = response.json()["access_token"]
+        return {"Authorization": f"Bearer {tokens[username]}"}
+
+    return headers
