@@ -136,6 +136,11 @@ def _deadlines(
         unit = DeadlineUnit.HOURS if order.priority == "urgent" else DeadlineUnit.WORKING_HOURS
         found.append((DeadlineKind.ACCEPT, order.accept_deadline_at, unit.value))
     if order.deadline_at is not None:
+        suggestion = order.suggestion or {}
+        if order.priority == "urgent" and suggestion.get("urgent_keywords"):
+            # An urgent keyword set the urgent deadline (see handling_deadline_rule), not the
+            # category: measure the share in its unit.
+            category_unit = str(suggestion.get("deadline_unit") or category_unit or "")
         found.append(
             (DeadlineKind.HANDLE, order.deadline_at, category_unit or DeadlineUnit.WORKING_DAYS)
         )

@@ -32,6 +32,11 @@ class RecipientKind(StrEnum):
 class NotificationKind(StrEnum):
     DEADLINE_WARNING = "deadline_warning"
     OVERDUE = "overdue"
+    HOTSPOT = "hotspot"  # to supervisors: a surge at one place (the order is its latest appeal)
+    CALLBACK_REOPENED = "callback_reopened"  # an unsatisfied citizen reopened the order
+
+
+KIND_CHECK = "kind IN ({})".format(", ".join(f"'{kind.value}'" for kind in NotificationKind))
 
 
 class Notification(Base):
@@ -40,7 +45,7 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         CheckConstraint("recipient_kind IN ('department', 'supervisors')", name="recipient_kind"),
-        CheckConstraint("kind IN ('deadline_warning', 'overdue')", name="kind"),
+        CheckConstraint(KIND_CHECK, name="kind"),
         Index("ix_notifications_recipient", "recipient_kind", "recipient_code", "read_at"),
     )
 

@@ -292,16 +292,100 @@ def get_department_or_raise(*, db_session: Session, code: str) -> Department:
     return department
 
 
-def restart_department_clock(*, db_session: Session, order: WorkOrder, now: datetime) -> None:
-    """Sign-for and handling deadlines from `now`, the handling one from the order's category."""
+def handling_deadline_rule(*, db_session: Session, order: WorkOrder) -> tuple[int, str]:
+    """(value, unit) of the order's handling deadline: the urgent deadline the router chose when
+    urgent keywords forced it (kept in the stored suggestion), else the category's, else (0, ...).
+    """
+    suggestion = order.suggestion or {}
+    if order.priority == "urgent" and suggestion.get("urgent_keywords"):
+        try:
+            value = int(suggestion.get("deadline_value") or 0)
+        except (TypeError, ValueError):
+            value = 0
+        unit = str(suggestion.get("deadline_unit") or "")
+        if value > 0 and unit:
+            return value, unit
     category = db_session.get(Category, order.category_code) if order.category_code else None
+    if category is None:
+        return 0, "working_days"
+    return category.deadline_value, category.deadline_unit
+
+
+def restart_department_clock(
+    *,
+    db_session: Session,
+    order: WorkOrder,
+    now: datetime,
+    calendar: WorkingCalendar = DEFAULT_CALENDAR,
+    policy: workflow.WorkflowPolicy = workflow.DEFAULT_POLICY,
+) -> None:
+    """New sign-for and handling deadlines from `now` (redispatch, reopen).
+
+    The handling deadline follows :func:`handling_deadline_rule`, so an order made urgent by an
+    urgent keyword keeps the urgent deadline rather than falling back to its category's.
+    """
+    value, unit = handling_deadline_rule(db_session=db_session, order=order)
     start_department_clock(
         work_order=order,
         priority=order.priority,
-        deadline_value=category.deadline_value if category is not None else 0,
-        deadline_unit=category.deadline_unit if category is not None else "working_days",
+        deadline_value=value,
+        deadline_unit=unit,
+        calendar=calendar,
+        policy=policy,
         now=now,
     )
+    order.warned_at = None
+
+
+def reopen(
+    *,
+    db_session: Session,
+    order: WorkOrder,
+    actor: str,
+    reason: str,
+    role: str = "system",
+    escalate: bool = False,
+    data: Mapping[str, Any] | None = None,
+    calendar: WorkingCalendar = DEFAULT_CALENDAR,
+    policy: workflow.WorkflowPolicy = workflow.DEFAULT_POLICY,
+    now: datetime | None = None,
+) -> list[WorkOrderEvent]:
+    """Reopen a closed order to the same department (and escalate it) with fresh clocks.
+
+    The department must sign for it again: a new sign-for deadline and a new handling deadline
+    start at `now`.
+    """
+    at = now or utcnow()
+    events = [
+        act(
+            db_session=db_session,
+            work_order=order,
+            action=workflow.Action.REOPEN.value,
+            actor=actor,
+            role=role,
+            reason=reason,
+            data={"department_code": order.department_code, **dict(data or {})},
+            now=at,
+        )
+    ]
+    restart_department_clock(
+        db_session=db_session, order=order, now=at, calendar=calendar, policy=policy
+    )
+    order.closed_at = None
+    if escalate:
+        events.append(
+            act(
+                db_session=db_session,
+                work_order=order,
+                action=workflow.Action.ESCALATE.value,
+                actor=actor,
+                role="system",
+                reason=reason,
+                data=dict(data or {}),
+                now=at,
+            )
+        )
+    return events
 
 
 def next_best_alternative(

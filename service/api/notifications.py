@@ -1,7 +1,107 @@
-"""Notifications for departments and supervisors."""
+"""Notifications for departments and supervisors.
+
+    GET  /api/v1/notifications?unread=true   a department sees its own; supervisors and admins
+                                             see every notification (departments' and theirs)
+    POST /api/v1/notifications/{id}/read     mark one read (a department: its own; supervisors:
+                                             the supervisors' ones)
+
+Another department's notification answers exactly like a missing one (404).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any
 
-router = APIRouter(tags=["notifications"])
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from router.errors import Forbidden, NotFound
+from router.models import WorkOrder
+from router.notifications import Notification, RecipientKind
+from router.orm import utcnow
+from service.api.deps import DbSession
+from service.api.security import department_scope, require_roles
+from service.auth.security import Actor
+
+router = APIRouter(prefix="/api/v1", tags=["notifications"])
+
+ReaderActor = Annotated[Actor, Depends(require_roles("department", "supervisor", "admin"))]
+ERRORS: dict[int | str, dict[str, Any]] = {401: {}, 403: {}, 404: {}}
+
+
+class NotificationRead(BaseModel):
+    id: int
+    kind: str
+    recipient_kind: str
+    recipient_code: str | None
+    work_order_number: str
+    created_at: datetime
+    read_at: datetime | None
+    message: str
+
+
+class NotificationList(BaseModel):
+    items: list[NotificationRead]
+
+
+def _read(row: Notification, number: str) -> NotificationRead:
+    return NotificationRead(
+        id=row.id,
+        kind=row.kind,
+        recipient_kind=row.recipient_kind,
+        recipient_code=row.recipient_code,
+        work_order_number=number,
+        created_at=row.created_at,
+        read_at=row.read_at,
+        message=row.message,
+    )
+
+
+@router.get("/notifications", response_model=NotificationList, responses=ERRORS)
+def list_notifications(
+    db_session: DbSession,
+    actor: ReaderActor,
+    unread: bool = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> NotificationList:
+    """Newest first."""
+    query = select(Notification, WorkOrder.number).join(
+        WorkOrder, Notification.work_order_id == WorkOrder.id
+    )
+    scope = department_scope(actor)
+    if scope is not None:
+        query = query.where(
+            Notification.recipient_kind == RecipientKind.DEPARTMENT.value,
+            Notification.recipient_code == scope,
+        )
+    if unread:
+        query = query.where(Notification.read_at.is_(None))
+    rows = db_session.execute(
+        query.order_by(Notification.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return NotificationList(items=[_read(row, number) for row, number in rows])
+
+
+@router.post(
+    "/notifications/{notification_id}/read", response_model=NotificationRead, responses=ERRORS
+)
+def mark_read(notification_id: int, db_session: DbSession, actor: ReaderActor) -> NotificationRead:
+    """Idempotent: marking a read notification again keeps the first time."""
+    row = db_session.get(Notification, notification_id)
+    scope = department_scope(actor)
+    if row is None or (
+        scope is not None
+        and (row.recipient_kind != RecipientKind.DEPARTMENT.value or row.recipient_code != scope)
+    ):
+        raise NotFound(f"notification {notification_id} not found")
+    if scope is None and row.recipient_kind != RecipientKind.SUPERVISORS.value:
+        # Marking it read here would hide it from the department that has to act on it.
+        raise Forbidden("只能由接收部门标记该通知为已读")
+    if row.read_at is None:
+        row.read_at = utcnow()
+        db_session.flush()
+    number = db_session.scalar(select(WorkOrder.number).where(WorkOrder.id == row.work_order_id))
+    return _read(row, number or "")

@@ -25,6 +25,7 @@ from service.api.security import CurrentActor, department_scope, require_roles
 from service.auth import audit
 from service.auth.masking import mask_phone, mask_text
 from service.auth.security import Actor
+from service.callbacks import service as callback_service
 from service.config import get_settings
 from service.dispatching import record_deliveries
 
@@ -370,6 +371,10 @@ def close(
     reason = body.reason if body else ""
     event = _act(db_session, order, actor, workflow.Action.CLOSE, reason=reason, now=now)
     order.closed_at = now
+    # The satisfaction callbacks of this closure: the caller's and every merged caller's.
+    callback_service.schedule_after_close(
+        db_session=db_session, work_order=order, settings=get_settings(), now=now
+    )
     return _read(order, event)
 
 
