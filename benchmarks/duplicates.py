@@ -13,13 +13,14 @@ site. The queries are new appeals at the end of the window, a third of them re-r
 Prints: appeals indexed, build time (bulk ``extend``) and one add on arrival, index memory
 (arrays + posting lists, an estimate) and the process's peak RSS, and per-check wall-clock
 latency p50 / p90 / p99 / max plus the CPU time of a check (wall clock includes waiting for a
-core on a busy machine).
+core on a busy machine, so the load average is printed too).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import random
 import re
 import resource
@@ -222,6 +223,7 @@ def run(days: int, per_day: int, queries: int, seed: int) -> dict[str, float]:
         cpu.append((time.thread_time() - c0) * 1000.0)
         latencies.append((time.perf_counter() - t0) * 1000.0)
         suggested += result.action != "none"
+    load = os.getloadavg()[0]
     latencies.sort()
     cpu.sort()
 
@@ -245,6 +247,7 @@ def run(days: int, per_day: int, queries: int, seed: int) -> dict[str, float]:
         "cpu_p99_ms": pct(0.99, cpu),
         "queries": queries,
         "suggested": suggested,
+        "load": load,
     }
 
 
@@ -274,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         ("check latency p99", f"{r['p99_ms']:.2f} ms"),
         ("check latency max", f"{r['max_ms']:.2f} ms"),
         ("check CPU time p50 / p99", f"{r['cpu_p50_ms']:.2f} / {r['cpu_p99_ms']:.2f} ms"),
+        ("load average (1 min) after the checks", f"{r['load']:.1f} on {os.cpu_count()} CPUs"),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

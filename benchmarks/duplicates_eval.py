@@ -245,6 +245,22 @@ def print_precision(labels: Path, config: DuplicateConfig, messages: list[dict[s
             )
 
 
+def print_label_drift(labels: Path, links: list[tuple[int, int, Candidate]]) -> None:
+    """Whether today's code still suggests the labelled pairs: the labels hold the scores of
+    the code that drew the sample, so a changed scorer must be checked against them."""
+    with labels.open(encoding="utf-8", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["band"] == "suggested"]
+    now = {(new, earlier): c.score for new, earlier, c in links}
+    kept = [r for r in rows if (int(r["new_id"]), int(r["earlier_id"])) in now]
+    drift = [abs(now[(int(r["new_id"]), int(r["earlier_id"]))] - float(r["score"])) for r in kept]
+    good = sum(r["label"] == "duplicate" for r in kept)
+    print(
+        f"labelled suggested pairs still suggested by this code: {len(kept)}/{len(rows)} "
+        f"({good} of them duplicates); largest score change "
+        f"{max(drift, default=0.0):.3f}"
+    )
+
+
 def _wilson_lower(successes: int, n: int, z: float = 1.96) -> float:
     p = successes / n
     centre = p + z * z / (2 * n)
@@ -281,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     print_caller_hotspots(rows, records, args.hotspot_threshold)
     if args.labels.exists():
         print_precision(args.labels, config, rows)
+        print_label_drift(args.labels, links)
     else:
         print(f"\nno labels at {args.labels}: precision not measured")
 

@@ -15,7 +15,8 @@ How a check works:
    are given, the same caller, the same category group for appeals without any place, and
    the same "anchor" (one of the ``anchors`` heaviest bigrams, which finds the same problem
    when the place was not recognised). Each block is a time-ordered posting list; a query
-   reads at most ``max_block_rows`` (anchors: ``max_anchor_rows``) recent rows of each.
+   reads at most ``max_block_rows`` (anchors: ``max_anchor_rows``; the 8 map cells around
+   the query's own: ``max_neighbour_rows``) recent rows of each.
 2. *Text similarity* is ``title_weight`` x the title cosine + the rest x the full-text cosine,
    over sublinear TF-IDF vectors of character bigrams (no word segmentation in the hot path;
    without a title, the text's first clause stands in). Each stored appeal keeps only its
@@ -93,8 +94,12 @@ class DuplicateConfig:
     anchors: int = 4
     """Each appeal is also blocked under its this many heaviest bigrams (finds the same problem
     when the place is unknown or was not recognised)."""
-    max_block_rows: int = 3_000
+    max_block_rows: int = 1_500
     max_anchor_rows: int = 600
+    max_neighbour_rows: int = 500
+    """Rows read from each of the 8 map cells around a query's own cell (its own cell, site,
+    street and district get ``max_block_rows``): in a dense city the neighbourhood is what
+    makes a check slow, and its rows are at most "nearby"."""
     max_scored_rows: int = 1_500
     """Beyond this many rows, only the best by their heaviest bigrams get the full comparison."""
     category_group: Callable[[str], str] = default_category_group
@@ -115,8 +120,16 @@ class DuplicateConfig:
             raise InvalidInput("title_weight must be in [0, 1]")
         if self.sketch_size < 4 or not 0 <= self.anchors <= self.sketch_size:
             raise InvalidInput("sketch_size must be >= 4 and anchors in [0, sketch_size]")
-        if min(self.max_block_rows, self.max_anchor_rows, self.max_scored_rows) < 1:
-            raise InvalidInput("max_block_rows, max_anchor_rows and max_scored_rows must be > 0")
+        if (
+            min(
+                self.max_block_rows,
+                self.max_anchor_rows,
+                self.max_neighbour_rows,
+                self.max_scored_rows,
+            )
+            < 1
+        ):
+            raise InvalidInput("every max_*_rows must be > 0")
         if self.near_metres <= 0:
             raise InvalidInput("near_metres must be > 0")
 
@@ -389,6 +402,10 @@ class DuplicateIndex:
         self._lon = _Column(np.float32, fill=np.nan)
         self._sketch_ids = _Column(np.uint32, width=k)
         self._sketch_w = _Column(np.float16, width=k)
+        # The prefilter's columns again, ids then float32 weight bits side by side: one 64-byte
+        # row per appeal, so that ranking many rows costs one cache line each (the gather of
+        # rows scattered over a large index is what dominates a crowded check).
+        self._head = _Column(np.uint32, width=2 * _PREFILTER_COLUMNS)
         self._columns = [
             self._ids,
             self._times,
@@ -402,6 +419,7 @@ class DuplicateIndex:
             self._lon,
             self._sketch_ids,
             self._sketch_w,
+            self._head,
         ]
         self._interned: dict[str, dict[str, int]] = {}
         self._blocks: dict[_Key, array] = {}
@@ -458,6 +476,11 @@ class DuplicateIndex:
         rows, cols = first + doc[kept], rank[kept]
         self._sketch_ids.data[rows, cols] = features.ids[order][kept]
         self._sketch_w.data[rows, cols] = weights[order][kept]
+        self._head.data[first:end] = 0
+        in_head = cols < _PREFILTER_COLUMNS
+        self._head.data[rows[in_head], cols[in_head]] = features.ids[order][kept][in_head]
+        head_w = weights[order][kept][in_head].astype(np.float16).astype(np.float32)
+        self._head.data[rows[in_head], _PREFILTER_COLUMNS + cols[in_head]] = head_w.view(np.uint32)
         anchor_ids = features.ids[order][rank < self.config.anchors]
         anchor_doc = doc[rank < self.config.anchors]
         anchor_bounds = np.searchsorted(anchor_doc, np.arange(len(appeals) + 1))
@@ -520,11 +543,11 @@ class DuplicateIndex:
 
     def candidates(self, appeal: AppealRecord, k: int = 5) -> list[Candidate]:
         """The `k` best-scoring earlier appeals within the window (score >= candidate_floor)."""
-        return [c for c in self._score(appeal) if c.score >= self.config.candidate_floor][:k]
+        return [c for c in self._score(appeal, k) if c.score >= self.config.candidate_floor][:k]
 
     def check(self, appeal: AppealRecord, k: int = 5) -> DuplicateCheck:
         """Candidates, the merge decision and repeat-caller links for a new appeal."""
-        scored = self._score(appeal)
+        scored = self._score(appeal, k)
         config = self.config
         shown = [c for c in scored if c.score >= config.candidate_floor][:k]
         action = Action.NONE
@@ -592,9 +615,14 @@ class DuplicateIndex:
         group = self._group_of(appeal.category_code)
         keys: list[_Key] = []
         has_coords = appeal.latitude is not None and appeal.longitude is not None
+        neighbours: list[_Key] = []
         if has_coords:
             assert appeal.latitude is not None and appeal.longitude is not None
-            keys.extend(self._cells(appeal.latitude, appeal.longitude, 1 if for_query else 0))
+            keys.extend(self._cells(appeal.latitude, appeal.longitude, 0))
+            if for_query:
+                centre = keys[0]
+                cells = self._cells(appeal.latitude, appeal.longitude, 1)
+                neighbours.extend(cell for cell in cells if cell != centre)
         if appeal.site:
             keys.append(("s", appeal.site))
         if appeal.street:
@@ -612,6 +640,7 @@ class DuplicateIndex:
             keys.append(appeal.caller)  # bare str: a caller has few rows, many callers exist
         limit = self.config.max_block_rows
         blocks: list[tuple[_Key, int]] = [(key, limit) for key in keys]
+        blocks.extend((key, self.config.max_neighbour_rows) for key in neighbours)
         # Anchor blocks are keyed by the bare bigram id (an int never equals a tuple key).
         blocks.extend((a, self.config.max_anchor_rows) for a in anchors)
         return blocks
@@ -647,7 +676,8 @@ class DuplicateIndex:
         window = self.config.window.total_seconds()
         return rows[(times >= t - window) & (times <= t + window)]
 
-    def _score(self, appeal: AppealRecord) -> list[Candidate]:
+    def _score(self, appeal: AppealRecord, k: int) -> list[Candidate]:
+        """The `k` best-scoring rows and every row of the same caller, best first."""
         t = _epoch(appeal.received_at)
         features = _features([appeal])
         q_ids, q_w = features.ids, self._vectors(features, 1)
@@ -662,8 +692,10 @@ class DuplicateIndex:
         if len(rows) > limit and len(q_ids):
             # Too many rows for the full comparison: rank them by their heaviest bigrams first
             # (sketch columns are stored heaviest first); the same caller's rows always stay.
-            head = self._sketch_w.data[rows, :_PREFILTER_COLUMNS].astype(np.float32)
-            rough = query.dot(self._sketch_ids.data[rows, :_PREFILTER_COLUMNS], head)
+            head = self._head.data[rows]
+            rough = query.dot(
+                head[:, :_PREFILTER_COLUMNS], head[:, _PREFILTER_COLUMNS:].view(np.float32)
+            )
             rough[(self._caller.data[rows] == caller) & (caller >= 0)] = np.inf
             rows = rows[np.argpartition(-rough, limit)[:limit]]
         text_sim = np.zeros(len(rows), np.float32)
@@ -680,9 +712,9 @@ class DuplicateIndex:
         scores = text_sim * place_f * cat_f * time_f
         same_caller = (self._caller.data[rows] == caller) & (caller >= 0)
 
-        # Keep the best few plus every same-caller row (repeat-caller detection needs them).
-        keep = np.argsort(-scores, kind="stable")[:50]
-        keep = np.union1d(keep, np.flatnonzero(same_caller))
+        # Keep the best k plus every same-caller row (repeat-caller detection needs them).
+        best = np.argsort(-scores, kind="stable")[: max(k, 1)]
+        keep = np.union1d(best, np.flatnonzero(same_caller))
         keep = keep[np.argsort(-scores[keep], kind="stable")]
         places = list(PlaceRelation)
         categories = list(CategoryRelation)

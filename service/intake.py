@@ -1,21 +1,36 @@
-"""Intake: store the appeal first, then classify and route it in a second transaction.
+"""Intake: store the appeal first, then classify, check for duplicates and route it in a second
+transaction.
 
 The appeal is committed before the classifier runs, so a crash or a missing model never loses
 it: it stays `received` and `dispatch.triage_pending` routes it later.
+
+Duplicate detection (并单) runs between classification and routing: the new order is compared
+with the orders of the last ``duplicate_window_days`` through a process-wide
+:class:`DuplicateDetector` (one :class:`router.duplicates.DuplicateIndex` per database). The
+index is a cache, the database the truth: it is filled from the database on first use and,
+before every check, caught up with the orders any process committed since (by receive time,
+with a slack for transactions that commit late), so API processes, channel consumers and
+workers all see each other's appeals. Candidates are stored on the order for the agent; above
+``duplicate_auto_merge_threshold``, with ``duplicate_auto_merge`` on, the order is merged into
+its master instead of being routed. A failing check is logged and never blocks intake.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from classifier.errors import ClassifierError
-from router import workorders
-from router.models import WorkOrder
+from router import merges, workorders
+from router.catalogue import default_catalogue
+from router.duplicates import Action, DuplicateCheck, DuplicateConfig, DuplicateIndex
+from router.models import Appeal, WorkOrder
 from router.orm import utcnow
 from router.routing import RouteDecision, RoutingPolicy
 from service import classification
@@ -33,10 +48,179 @@ class IntakeResult:
     created: bool
     decision: RouteDecision | None
     suggestion: dict[str, object] | None
+    duplicate_action: str = "none"
+    """``none``, ``suggest`` (candidates stored for the agent) or ``auto_merge`` (merged)."""
+    master_number: str | None = None
+    """The master order when the appeal was merged automatically."""
 
 
-def triage(*, db_session: Session, work_order: WorkOrder, settings: Settings) -> RouteDecision:
-    """Classify and route one `received` order (the caller owns the transaction)."""
+# ----------------------------------------------------------------------------- duplicates
+
+CATCH_UP_SLACK = timedelta(minutes=2)
+"""How late a transaction may commit an appeal and still be caught up by other processes."""
+PRUNE_EVERY = timedelta(hours=1)
+ACTIVE_MASTER_STATES = frozenset(
+    {"received", "review", "dispatched", "accepted", "extension_requested", "returned", "reopened"}
+)
+"""Masters an appeal may be merged into automatically: a closed problem needs a person."""
+
+
+def duplicate_config(settings: Settings) -> DuplicateConfig:
+    auto = max(settings.duplicate_auto_merge_threshold, settings.duplicate_suggest_threshold)
+    return DuplicateConfig(
+        suggest_threshold=settings.duplicate_suggest_threshold,
+        auto_merge_threshold=auto if settings.duplicate_auto_merge else None,
+        candidate_floor=min(0.2, settings.duplicate_suggest_threshold),
+        window=timedelta(days=settings.duplicate_window_days),
+    )
+
+
+class DuplicateDetector:
+    """The recent orders of one database in a :class:`DuplicateIndex`, kept in step with it.
+
+    Thread-safe (one lock around catch-up, check and add). The first check loads the whole
+    window (about a minute and 1 GiB at 1.5 million orders); later ones read only the orders
+    received since the previous check.
+    """
+
+    def __init__(self, config: DuplicateConfig) -> None:
+        self.config = config
+        self.index = DuplicateIndex(config)
+        self._lock = threading.Lock()
+        self._since: datetime | None = None
+        self._seen: dict[int, datetime] = {}
+        self._pruned_at: datetime | None = None
+
+    def check(self, *, db_session: Session, work_order: WorkOrder) -> DuplicateCheck:
+        """Check `work_order` (its appeal already committed) and add it to the index."""
+        record = merges.record_of(work_order, default_catalogue())
+        work_order.site = record.site or ""  # so that other processes need no gazetteer
+        with self._lock:
+            now = utcnow()
+            # An order another check already caught up (a late triage) is not added twice.
+            indexed = work_order.id in self._seen
+            self._seen[work_order.id] = record.received_at
+            self._catch_up(db_session, now)
+            result = self.index.check(record)
+            if not indexed:
+                self.index.add(record)
+            return result
+
+    def warm_up(self, database: Database) -> int:
+        """Load the window now (say in a thread at start-up, so that no appeal waits for it);
+        returns how many orders were added."""
+        with self._lock, database.session() as db_session:
+            before = len(self.index)
+            self._catch_up(db_session, utcnow())
+            return len(self.index) - before
+
+    def _catch_up(self, db_session: Session, now: datetime) -> None:
+        catalogue = default_catalogue()
+        since = now - self.config.window if self._since is None else self._since - CATCH_UP_SLACK
+        rows = db_session.execute(
+            select(*merges.RECORD_COLUMNS)
+            .join(Appeal, Appeal.id == WorkOrder.appeal_id)
+            .where(Appeal.received_at >= since)
+            .order_by(Appeal.received_at, WorkOrder.id)
+            .execution_options(yield_per=5_000)
+        )
+        pending = []
+        for row in rows:
+            if row[0] in self._seen:
+                continue
+            fields = dict(zip(_RECORD_FIELDS, row, strict=True))
+            pending.append(merges.appeal_record(**fields, catalogue=catalogue))
+        # Only now (nothing failed) are they marked as seen.
+        self.index.extend(pending)
+        self._seen.update((record.id, record.received_at) for record in pending)
+        self._since = now
+        if len(self._seen) > 1_000:
+            # The next catch-up reads from now - CATCH_UP_SLACK on: older ids cannot come back.
+            horizon = now - CATCH_UP_SLACK
+            self._seen = {i: at for i, at in self._seen.items() if at >= horizon}
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self.index.prune(now)
+            self._pruned_at = now
+
+
+_RECORD_FIELDS = (
+    "work_order_id",
+    "received_at",
+    "text",
+    "title",
+    "address",
+    "latitude",
+    "longitude",
+    "caller_phone",
+    "category_code",
+    "street_code",
+    "district_code",
+    "site",
+)
+_detectors: weakref.WeakKeyDictionary[Database, DuplicateDetector] = weakref.WeakKeyDictionary()
+_detectors_lock = threading.Lock()
+
+
+def detector_for(database: Database, settings: Settings) -> DuplicateDetector:
+    """This process's detector for `database` (rebuilt when the duplicate settings change)."""
+    config = duplicate_config(settings)
+    with _detectors_lock:
+        detector = _detectors.get(database)
+        if detector is None or detector.config != config:
+            detector = _detectors[database] = DuplicateDetector(config)
+        return detector
+
+
+def warm_duplicate_index(database: Database, settings: Settings) -> int:
+    """Fill this process's duplicate index from the database ahead of the first appeal."""
+    return detector_for(database, settings).warm_up(database)
+
+
+def _store_route(work_order: WorkOrder, decision: RouteDecision, version: str | None) -> None:
+    """Keep the classifier's suggestion on an order that is merged instead of routed (so that
+    an unmerge finds it ready for review)."""
+    work_order.category_code = decision.category_code
+    work_order.department_code = decision.department_code
+    work_order.assisting_department_codes = list(decision.assisting_department_codes)
+    work_order.district_code = decision.district_code
+    work_order.street_code = decision.street_code
+    work_order.priority = decision.priority
+    work_order.confidence = decision.confidence
+    work_order.routing_source = decision.department_source
+    work_order.suggestion = decision.to_dict()
+    work_order.model_version = version
+
+
+def check_duplicates(
+    *,
+    db_session: Session,
+    work_order: WorkOrder,
+    settings: Settings,
+    database: Database | None = None,
+) -> DuplicateCheck | None:
+    """Check a new order against the recent ones and store the candidates; None on failure."""
+    from service.runtime import get_database
+
+    try:
+        detector = detector_for(database or get_database(), settings)
+        with db_session.begin_nested():
+            check = detector.check(db_session=db_session, work_order=work_order)
+            merges.store_check(db_session=db_session, work_order=work_order, check=check)
+    except Exception:  # duplicate detection is advice: it must never block an appeal
+        log.exception("duplicate check failed for work order %s", work_order.number)
+        return None
+    return check
+
+
+def triage(
+    *,
+    db_session: Session,
+    work_order: WorkOrder,
+    settings: Settings,
+    database: Database | None = None,
+) -> RouteDecision:
+    """Classify one `received` order, check it for duplicates, then merge or route it (the
+    caller owns the transaction)."""
     appeal = work_order.appeal
     decision, version = classification.suggest(
         model_dir=settings.model_dir,
@@ -45,12 +229,45 @@ def triage(*, db_session: Session, work_order: WorkOrder, settings: Settings) ->
         address=appeal.address,
         policy=RoutingPolicy(auto_dispatch_threshold=settings.auto_dispatch_threshold),
     )
+    _store_route(work_order, decision, version)
+    check = check_duplicates(
+        db_session=db_session, work_order=work_order, settings=settings, database=database
+    )
+    if check is not None and _auto_merge(db_session, work_order, check):
+        return decision
+    if check is not None and check.action is Action.AUTO_MERGE:
+        # Not merged after all (the master is closed, say): the agent decides.
+        for candidate, _ in merges.candidates_of(db_session=db_session, work_order=work_order):
+            if candidate.action == Action.AUTO_MERGE.value:
+                candidate.action = Action.SUGGEST.value
     workorders.apply_route(
         db_session=db_session, work_order=work_order, decision=decision, model_version=version
     )
     if work_order.state == "dispatched":
         record_deliveries(db_session=db_session, work_order=work_order, settings=settings)
     return decision
+
+
+def _auto_merge(db_session: Session, work_order: WorkOrder, check: DuplicateCheck) -> bool:
+    if check.action is not Action.AUTO_MERGE or check.master_id is None:
+        return False
+    candidate = db_session.get(WorkOrder, check.master_id)
+    if candidate is None:
+        return False
+    master = merges.resolve_master(db_session=db_session, work_order=candidate)
+    if master.state not in ACTIVE_MASTER_STATES or master.id == work_order.id:
+        return False
+    merges.merge_work_order(
+        db_session=db_session,
+        work_order=work_order,
+        into=master,
+        actor="duplicates",
+        role="system",
+        score=check.candidates[0].score if check.candidates else None,
+        automatic=True,
+        note="自动并单：与已有工单高度相似",
+    )
+    return True
 
 
 def submit(
@@ -71,18 +288,39 @@ def submit(
             order = db_session.get_one(WorkOrder, order_id)
             return IntakeResult(order.number, order.state, False, None, order.suggestion or None)
     decision = None
+    action, master_number = "none", None
     try:
         with database.session() as db_session:
             order = db_session.get_one(WorkOrder, order_id, with_for_update=True)
             if order.state == "received":
-                decision = triage(db_session=db_session, work_order=order, settings=settings)
+                decision = triage(
+                    db_session=db_session, work_order=order, settings=settings, database=database
+                )
             number, state = order.number, order.state
+            action, master_number = _duplicate_outcome(db_session, order)
     except ClassifierError as exc:
         log.warning("appeal stored as %s but not routed yet: %s", order_id, exc)
         with database.session() as db_session:
             order = db_session.get_one(WorkOrder, order_id)
             number, state = order.number, order.state
-    return IntakeResult(number, state, True, decision, decision.to_dict() if decision else None)
+    return IntakeResult(
+        number,
+        state,
+        True,
+        decision,
+        decision.to_dict() if decision else None,
+        duplicate_action=action,
+        master_number=master_number,
+    )
+
+
+def _duplicate_outcome(db_session: Session, order: WorkOrder) -> tuple[str, str | None]:
+    if order.state == "merged" and order.master_id is not None:
+        return "auto_merge", db_session.get_one(WorkOrder, order.master_id).number
+    stored = merges.candidates_of(db_session=db_session, work_order=order)
+    if stored and stored[0][0].action != "none":
+        return stored[0][0].action, None
+    return "none", None
 
 
 def triage_pending(

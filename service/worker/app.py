@@ -81,6 +81,11 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": settings.outbox_relay_seconds,
             },
             "deadline-scan": {"task": "deadlines.scan", "schedule": 60.0},
+            "callback-scan": {"task": "callbacks.scan", "schedule": 60.0},
+            "hotspot-scan": {
+                "task": "hotspots.scan",
+                "schedule": settings.hotspot_scan_minutes * 60.0,
+            },
         },
     )
     return app

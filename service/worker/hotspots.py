@@ -1,3 +1,35 @@
-"""Celery tasks for duplicates and hotspots."""
+"""Celery tasks for duplicates and hotspots: the periodic hotspot scan (热点预警)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from router.hotspots import HotspotConfig
+from service.config import Settings, get_settings
+from service.worker.tasks import hotline_task
+
+
+def hotspot_config(settings: Settings) -> HotspotConfig:
+    return HotspotConfig(
+        bucket=timedelta(hours=settings.hotspot_bucket_hours),
+        baseline_buckets=settings.hotspot_baseline_buckets,
+        min_count=settings.hotspot_min_count,
+        min_ratio=settings.hotspot_min_ratio,
+        min_distinct_callers=settings.hotspot_min_distinct_callers,
+    )
+
+
+@hotline_task("hotspots.scan", max_retries=0)
+def scan_hotspots(db_session: Session) -> dict[str, Any]:
+    """Find and store hotspots, notifying the supervisors once per new one (idempotent: a
+    hotspot seen again is updated; the next beat tick retries a failed scan)."""
+    from router import merges
+    from router.orm import utcnow
+
+    result = merges.scan_hotspots(
+        db_session=db_session, now=utcnow(), config=hotspot_config(get_settings())
+    )
+    return result.to_dict()

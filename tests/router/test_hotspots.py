@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -144,3 +146,111 @@ def test_bad_input_is_rejected() -> None:
         detect_hotspots([], now=datetime(2026, 5, 30))
     with pytest.raises(InvalidInput):
         HotspotConfig(min_ratio=0.5)
+
+
+# ----------------------------------------------------------------------------- the stored scan
+
+
+def _orders(db_session: Any, count: int, *, hours_ago: float, street: str, phone: str = "") -> None:
+    from router import workorders
+
+    for i in range(count):
+        order, _ = workorders.receive_appeal(
+            db_session=db_session,
+            appeal=workorders.AppealInput(
+                channel="web", text=f"路灯不亮 {i}", caller_phone=phone or f"1380000{i:04d}"
+            ),
+            now=NOW - timedelta(hours=hours_ago) + timedelta(minutes=i),
+        )
+        order.street_code = street
+        order.category_code = "010501"
+    db_session.flush()
+
+
+@pytest.fixture
+def scan_db(database_url: str) -> Iterator[Any]:
+    from router.models import Category
+    from service.db import Database
+
+    database = Database(database_url)
+    with database.session() as db_session:
+        db_session.add(Category(code="010501", name="路灯", level=3, path="城乡建设/市政/路灯"))
+    yield database
+    database.dispose()
+
+
+SCAN_CONFIG = HotspotConfig(baseline_buckets=7, min_count=5, min_distinct_callers=3)
+
+
+def test_a_scan_stores_a_surge_once_and_updates_it_on_the_next_scan(scan_db: Any) -> None:
+    from router import merges
+
+    with scan_db.session() as db_session:
+        _orders(db_session, 1, hours_ago=24 * 4, street="A3-01")  # the usual level: quiet
+        _orders(db_session, 8, hours_ago=5, street="A3-01")  # today: a surge
+        _orders(db_session, 2, hours_ago=5, street="A4-02")  # elsewhere: normal
+    with scan_db.session() as db_session:
+        first = merges.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
+    assert (first.found, len(first.created), first.updated) == (1, 1, [])
+    with scan_db.session() as db_session:
+        _orders(db_session, 2, hours_ago=1, street="A3-01")
+    with scan_db.session() as db_session:
+        second = merges.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
+        assert (second.created, second.updated) == ([], first.created)
+        row = db_session.get_one(merges.HotspotRow, first.created[0])
+        assert (row.kind, row.place_code, row.category_code, row.count) == (
+            "volume",
+            "A3-01",
+            "010501",
+            10,
+        )
+        assert len(merges.hotspot_appeal_ids(db_session=db_session, hotspot=row)) == 10
+        assert [point["count"] for point in row.trend][-1] == 10
+        assert sum(point["count"] for point in row.trend) == 11
+        assert row.distinct_callers == 8  # the two later callers had called before
+
+
+def test_supervisors_are_notified_once_per_new_hotspot(scan_db: Any) -> None:
+    from sqlalchemy import select
+
+    from router import merges
+    from router.notifications import Notification
+
+    with scan_db.session() as db_session:
+        _orders(db_session, 8, hours_ago=5, street="A3-01")
+    for _ in range(2):
+        with scan_db.session() as db_session:
+            merges.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
+    with scan_db.session() as db_session:
+        notes = db_session.scalars(select(Notification)).all()
+        assert [(n.recipient_kind, n.kind) for n in notes] == [("supervisors", "hotspot")]
+        assert "A3-01" in notes[0].message
+
+
+def test_a_problem_merged_from_many_callers_is_a_hotspot(scan_db: Any) -> None:
+    from router import merges
+    from router.models import WorkOrder
+
+    with scan_db.session() as db_session:
+        _orders(db_session, 4, hours_ago=24 * 3, street="A5-01")
+        orders = db_session.scalars(select_orders()).all()
+        master, *others = orders
+        master.state = "review"
+        for other in others:
+            other.state = "review"
+            merges.merge_work_order(
+                db_session=db_session, work_order=other, into=master, actor="x", role="agent"
+            )
+        assert all(isinstance(o, WorkOrder) for o in orders)
+    with scan_db.session() as db_session:
+        result = merges.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
+        rows = [db_session.get_one(merges.HotspotRow, i) for i in result.created]
+    assert [(r.kind, r.distinct_callers, r.count) for r in rows] == [("many_callers", 4, 4)]
+
+
+def select_orders() -> Any:
+    from sqlalchemy import select
+
+    from router.models import WorkOrder
+
+    return select(WorkOrder).order_by(WorkOrder.id)
