@@ -48,6 +48,7 @@ from pika.spec import Basic, BasicProperties
 
 from router.errors import AppError
 from router.workorders import AppealInput
+from service.channels.limits import MAX_TEXT_LENGTH
 from service.config import ConfigurationError
 from service.delivery.rabbitmq import (
     DEAD_LETTER_EXCHANGE,
@@ -198,6 +199,8 @@ def _text(data: Mapping[str, Any], name: str, call_id: str | None) -> str | None
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise PoisonMessage(f"{name} must be a string", call_id=call_id)
+    if isinstance(value, str) and "\x00" in value:
+        raise PoisonMessage(f"{name} contains a NUL character", call_id=call_id)
     return str(value).strip() or None
 
 
@@ -233,6 +236,8 @@ def parse_transcript(
     transcript_text = _text(data, "text", call_id)
     if not transcript_text:
         raise PoisonMessage("text is missing or empty", call_id=call_id)
+    if len(transcript_text) > MAX_TEXT_LENGTH:
+        raise PoisonMessage(f"text is longer than {MAX_TEXT_LENGTH} characters", call_id=call_id)
     started_at = None
     if data.get("started_at") is not None:
         raw = data["started_at"]
@@ -242,7 +247,10 @@ def parse_transcript(
             raise PoisonMessage(f"started_at {raw!r} is not ISO 8601", call_id=call_id) from None
         if started_at.tzinfo is None:
             started_at = started_at.replace(tzinfo=CHINA_TIME)
-        started_at = started_at.astimezone(UTC)
+        try:
+            started_at = started_at.astimezone(UTC)
+        except OverflowError:
+            raise PoisonMessage(f"started_at {raw!r} is out of range", call_id=call_id) from None
     confidence = _number(data, "asr_confidence", call_id)
     if confidence is not None and not 0.0 <= confidence <= 1.0:
         raise PoisonMessage("asr_confidence must be between 0 and 1", call_id=call_id)

@@ -110,6 +110,13 @@ def test_optional_fields_are_typed_and_unknown_ones_kept() -> None:
             {},
             "started_at",
         ),
+        (
+            json.dumps({"call_id": "C1", "text": "x", "started_at": "0001-01-01T00:00"}).encode(),
+            {},
+            "out of range",
+        ),
+        (json.dumps({"call_id": "C1", "text": "路灯\u0000坏了"}).encode(), {}, "NUL"),
+        (json.dumps({"call_id": "C1", "text": "路" * 5001}).encode(), {}, "longer than 5000"),
     ],
 )
 def test_poison_messages_are_refused_with_a_reason(
