@@ -71,23 +71,81 @@ def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pa
     runtime.reset()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A freshly migrated database of each kind."""
-    from service import migrate
-    from service.db import create_db_engine
+class _Templates:
+    """Migrated (and optionally seeded) template databases, built once per run and copied per test.
 
+    Running the migrations for every test costs seconds; copying a template file (SQLite) or
+    `CREATE DATABASE ... TEMPLATE` (PostgreSQL) costs milliseconds. The migrations themselves are
+    still exercised: by building the templates, and by tests/service/test_migrations.py.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.built: set[tuple[str, bool]] = set()
+
+    def sqlite(self, target: Path, *, seeded: bool) -> str:
+        import shutil
+
+        template = self.root / f"template-{'seeded' if seeded else 'plain'}.sqlite3"
+        if ("sqlite", seeded) not in self.built:
+            self._build(f"sqlite:///{template}", seeded=seeded)
+            self.built.add(("sqlite", seeded))
+        shutil.copyfile(template, target)
+        return f"sqlite:///{target}"
+
+    def postgresql(self, base_url: str, *, seeded: bool) -> str:
+        from sqlalchemy.engine import make_url
+
+        from service.db import create_db_engine
+
+        base = make_url(base_url)
+        template = f"{base.database}_template_{'seeded' if seeded else 'plain'}"
+        target = f"{base.database}_test"
+        admin = create_db_engine(base_url).execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                if ("postgresql", seeded) not in self.built:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
+                    connection.execute(text(f'CREATE DATABASE "{template}"'))
+                    template_url = base.set(database=template).render_as_string(False)
+                    self._build(template_url, seeded=seeded)
+                    self.built.add(("postgresql", seeded))
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
+                connection.execute(text(f'CREATE DATABASE "{target}" TEMPLATE "{template}"'))
+        finally:
+            admin.dispose()
+        return base.set(database=target).render_as_string(False)
+
+    @staticmethod
+    def _build(url: str, *, seeded: bool) -> None:
+        from service import migrate
+        from service.bootstrap import load_reference_data, seed_demo_accounts
+        from service.config import load_settings
+        from service.db import Database
+
+        migrate.upgrade(url)
+        if seeded:
+            database = Database(url)
+            try:
+                load_reference_data(database)
+                seed_demo_accounts(database, load_settings())
+            finally:
+                database.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> _Templates:
+    return _Templates(tmp_path_factory.mktemp("db-templates"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, _templates: _Templates) -> str:
+    """A freshly migrated database of each kind; already seeded with the reference data and the
+    demo accounts when the test also asks for `seeded_env`."""
+    seeded = "seeded_env" in request.fixturenames
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
-    else:
-        url = _need(POSTGRES_URL, "PostgreSQL")
-        engine = create_db_engine(url)
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-    migrate.upgrade(url)
-    return url
+        return _templates.sqlite(tmp_path / "test.sqlite3", seeded=seeded)
+    return _templates.postgresql(_need(POSTGRES_URL, "PostgreSQL"), seeded=seeded)
 
 
 @pytest.fixture
@@ -164,15 +222,12 @@ def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def seeded_env(app_env: str, demo_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Migrated database with the reference data and demo accounts; the demo model active."""
+    """Migrated database with the reference data and demo accounts (copied from the seeded
+    template by `database_url`); the demo model active."""
     from service import runtime
-    from service.bootstrap import load_reference_data, seed_demo_accounts
-    from service.config import get_settings
 
     monkeypatch.setenv("HOTLINE_MODEL_DIR", str(demo_model_dir))
     runtime.reset()
-    load_reference_data(runtime.get_database())
-    seed_demo_accounts(runtime.get_database(), get_settings())
     return app_env
 
 
