@@ -62,9 +62,27 @@ def ensure_demo_model(settings: Settings) -> bool:
     return True
 
 
+def register_model_dir(database: Database, settings: Settings, *, source: str) -> str | None:
+    """Make the model in `HOTLINE_MODEL_DIR` the registry's first active version (if none is)."""
+    from training.registry import adopt_model_dir
+
+    with database.session() as db_session:
+        row = adopt_model_dir(
+            db_session=db_session,
+            model_dir=settings.model_dir,
+            versions_dir=settings.model_versions_dir,
+            source=source,
+        )
+        version = None if row is None else row.version
+    if version is not None:
+        log.info("registered %s as model version %s", settings.model_dir, version)
+    return version
+
+
 def prepare(settings: Settings, database: Database) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     load_reference_data(database)
     if settings.seed_demo:
         seed_demo_accounts(database, settings)
-    ensure_demo_model(settings)
+    trained = ensure_demo_model(settings)
+    register_model_dir(database, settings, source="demo" if trained else "model_dir")

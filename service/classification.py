@@ -1,22 +1,30 @@
 """The classifier as the service uses it: the active model, loaded once per process, and routing.
 
-The active model lives in `HOTLINE_MODEL_DIR`. The process reloads it when its `metadata.json`
-changes (a supervisor activated another version), so API workers never serve a stale model for
-long and never load it per request.
+The active model is the registry's active version (`model_versions.status = 'active'`, see
+`training.registry`); with no active version it is the artifact in `HOTLINE_MODEL_DIR`. A process
+re-reads which version is active at most every `HOTLINE_MODEL_REFRESH_SECONDS` (so a version
+activated by a worker or another API process is served within seconds, without a query per
+request) and reloads when the artifact's `metadata.json` changes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from classifier import HotlineClassifier, load_metadata, load_model
 from classifier.errors import ArtifactError
 from router.catalogue import Catalogue, default_catalogue
 from router.routing import RouteDecision, RoutingPolicy, route
+from service.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -27,35 +35,115 @@ class LoadedModel:
     version: str
     metadata: dict[str, Any]
     stamp: float
+    directory: Path = Path()
+
+
+@dataclass(frozen=True)
+class _Active:
+    """What the registry said was active, and when this process asked."""
+
+    database: Database | None
+    checked_at: float
+    version: str | None
+    path: Path | None
+
+
+def _default_database() -> Database:
+    from service.runtime import get_database
+
+    return get_database()
+
+
+def _default_refresh_seconds() -> float:
+    from service.config import get_settings
+
+    return get_settings().model_refresh_seconds
 
 
 class ModelRuntime:
     """Holds the active model of one process; thread-safe lazy (re)loading."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        database: Callable[[], Database | None] = _default_database,
+        refresh_seconds: Callable[[], float] = _default_refresh_seconds,
+    ) -> None:
         self.model_dir = model_dir
+        self._database = database
+        self._refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
         self._loaded: LoadedModel | None = None
+        self._active: _Active | None = None
 
-    def _stamp(self) -> float:
-        try:
-            return (self.model_dir / "metadata.json").stat().st_mtime
-        except FileNotFoundError:
-            raise ArtifactError(f"no model in {self.model_dir}") from None
+    def _registry_active(self) -> tuple[str | None, Path | None]:
+        """(version, directory) of the registry's active version, or (None, None)."""
+        from router.models import ModelVersion
+
+        database = self._database()
+        now = time.monotonic()
+        known = self._active
+        if (
+            known is not None
+            and known.database is database
+            and now - known.checked_at < self._refresh_seconds()
+        ):
+            return known.version, known.path
+        version: str | None = None
+        path: Path | None = None
+        if database is not None:
+            try:
+                with database.engine.connect() as connection:
+                    row = connection.execute(
+                        select(ModelVersion.version, ModelVersion.path)
+                        .where(ModelVersion.status == "active")
+                        .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc())
+                        .limit(1)
+                    ).first()
+            except SQLAlchemyError as exc:  # the database is down or not migrated yet
+                log.warning("model registry unreadable (%s); keeping the current model", exc)
+                if known is not None:
+                    return known.version, known.path
+                row = None
+            if row is not None:
+                version, path = row.version, Path(row.path)
+        self._active = _Active(database, now, version, path)
+        return version, path
+
+    def refresh(self) -> None:
+        """Ask the registry again on the next `get()` (after an activation in this process)."""
+        self._active = None
+
+    def current_dir(self) -> Path:
+        """The directory of the model this process should serve now."""
+        _version, path = self._registry_active()
+        return path if path is not None else self.model_dir
 
     def get(self) -> LoadedModel:
-        stamp = self._stamp()
+        registry_version, path = self._registry_active()
+        directory = path if path is not None else self.model_dir
+        try:
+            stamp = (directory / "metadata.json").stat().st_mtime
+        except FileNotFoundError:
+            raise ArtifactError(f"no model in {directory}") from None
         loaded = self._loaded
-        if loaded is not None and loaded.stamp == stamp:
+        if loaded is not None and loaded.stamp == stamp and loaded.directory == directory:
             return loaded
         with self._lock:
-            if self._loaded is None or self._loaded.stamp != stamp:
-                metadata = load_metadata(self.model_dir)
-                model = load_model(self.model_dir)
-                version = str(metadata.get("version") or metadata.get("fingerprint") or stamp)
-                self._loaded = LoadedModel(model, version, metadata, stamp)
-                log.info("loaded model %s from %s", version, self.model_dir)
-            return self._loaded
+            loaded = self._loaded
+            if loaded is None or loaded.stamp != stamp or loaded.directory != directory:
+                metadata = load_metadata(directory)
+                model = load_model(directory)
+                version = str(
+                    registry_version
+                    or metadata.get("version")
+                    or metadata.get("fingerprint")
+                    or stamp
+                )
+                loaded = self._loaded = LoadedModel(model, version, metadata, stamp, directory)
+                log.info("loaded model %s from %s", version, directory)
+            return loaded
 
 
 _runtimes: dict[Path, ModelRuntime] = {}
@@ -66,6 +154,11 @@ def runtime_for(model_dir: Path) -> ModelRuntime:
     if key not in _runtimes:
         _runtimes[key] = ModelRuntime(key)
     return _runtimes[key]
+
+
+def active_model_dir(model_dir: Path) -> Path:
+    """The directory this process serves: the registry's active version, else `model_dir`."""
+    return runtime_for(model_dir).current_dir()
 
 
 def suggest(

@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     database_url: str = ""
     broker_url: str = ""
     model_dir: Path = Field(default=Path(""), description="Directory of the active model artifact")
+    model_versions_dir: Path = Field(
+        default=Path(""), description="Where the registry keeps one directory per model version"
+    )
+    model_refresh_seconds: float = Field(default=2.0, ge=0)
+    model_promotion_tolerance: float = Field(default=0.0, ge=0, le=1)
+    training_base_files: list[Path] = Field(default_factory=list)
+    training_text_column: str = "text"
+    training_label_column: str = "category_code"
+    training_department_column: str = "department_code"
+    training_demo_corpus_size: int = Field(default=20_000, ge=100)
+    training_holdout_share: float = Field(default=0.15, gt=0, lt=0.5)
+    training_seed: int = 0
     secret_key: SecretStr = SecretStr("development-only-secret")
     demo_password: SecretStr = SecretStr(DEFAULT_DEMO_PASSWORD)
     seed_demo: bool = True
@@ -55,6 +67,32 @@ class Settings(BaseSettings):
     auto_dispatch_threshold: float = Field(default=0.85, ge=0, le=1.01)
     token_ttl_minutes: int = Field(default=480, ge=5)
     session_cookie_secure: bool | None = None
+    callback_provider: Literal["agent", "gateway"] = "agent"
+    callback_delay_hours: float = Field(default=24.0, ge=0)
+    callback_retry_hours: float = Field(default=4.0, gt=0)
+    callback_max_attempts: int = Field(default=3, ge=1)
+    callback_gateway_url: str = ""
+    callback_gateway_timeout: float = Field(default=10.0, gt=0)
+    callback_gateway_report_url: str = ""
+    callback_result_timeout_minutes: float = Field(default=30.0, gt=0)
+    duplicate_window_days: float = Field(default=30.0, gt=0, le=366)
+    duplicate_suggest_threshold: float = Field(default=0.35, gt=0, le=1)
+    duplicate_auto_merge: bool = False
+    duplicate_auto_merge_threshold: float = Field(default=0.6, gt=0, le=1)
+    hotspot_bucket_hours: float = Field(default=24.0, gt=0)
+    hotspot_baseline_buckets: int = Field(default=28, ge=2)
+    hotspot_min_count: int = Field(default=5, ge=1)
+    hotspot_min_ratio: float = Field(default=3.0, ge=1)
+    hotspot_min_distinct_callers: int = Field(default=5, ge=2)
+    hotspot_scan_minutes: float = Field(default=15.0, gt=0)
+    # Intake channels (service/channels): WeChat official account, Open311, limits.
+    wechat_token: SecretStr = SecretStr("")
+    wechat_replay_window_seconds: int = Field(default=300, ge=10)
+    open311_api_keys: SecretStr = SecretStr("")
+    intake_max_body_bytes: int = Field(default=65_536, ge=1_024)
+    intake_rate_limit: int = Field(default=10, ge=1)
+    intake_rate_window_seconds: float = Field(default=60.0, gt=0)
+    intake_system_departments: str = "hotline"
 
     @field_validator("database_url")
     @classmethod
@@ -92,6 +130,8 @@ class Settings(BaseSettings):
             self.broker_url = f"sqla+sqlite:///{(self.var_dir / 'broker.sqlite3').as_posix()}"
         if self.model_dir == Path(""):
             self.model_dir = self.var_dir / "models"
+        if self.model_versions_dir == Path(""):
+            self.model_versions_dir = self.var_dir / "models" / "versions"
         if not self.delivery_amqp_url and self.uses_rabbitmq:
             self.delivery_amqp_url = self.broker_url
         if not self.phone_queue_url and self.uses_rabbitmq:
@@ -106,6 +146,17 @@ class Settings(BaseSettings):
             if self.demo_password.get_secret_value() == DEFAULT_DEMO_PASSWORD:
                 raise ValueError(
                     "HOTLINE_DEMO_PASSWORD must not be the documented default outside development"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _check_callback_gateway(self) -> Settings:
+        if self.callback_provider == "gateway":
+            url = urlsplit(self.callback_gateway_url)
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise ValueError(
+                    "HOTLINE_CALLBACK_GATEWAY_URL must be an http(s) URL when "
+                    "HOTLINE_CALLBACK_PROVIDER is 'gateway'"
                 )
         return self
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from service.api import (
@@ -23,16 +28,41 @@ from service.api import (
     workorders,
 )
 from service.api.errors import install_error_handlers
+from service.channels.limits import IntakeLimitsMiddleware
 from service.web import pages
+
+log = logging.getLogger(__name__)
+
+
+def _warm_duplicate_index() -> None:
+    from service import intake
+    from service.config import get_settings
+    from service.runtime import get_database
+
+    try:
+        added = intake.warm_duplicate_index(get_database(), get_settings())
+    except Exception:  # the first appeal catches up instead; start-up must not fail for this
+        log.exception("could not warm the duplicate index")
+    else:
+        log.info("duplicate index warmed with %d recent work orders", added)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """At start-up, fill the duplicate index in the background so that no caller waits for it."""
+    threading.Thread(target=_warm_duplicate_index, name="duplicate-warm-up", daemon=True).start()
+    yield
 
 
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="hotline-router",
         version="0.1.0",
         description="12345 hotline appeal routing: intake, classification, dispatch, tracking.",
     )
     install_error_handlers(app)
+    app.add_middleware(IntakeLimitsMiddleware)
     app.include_router(health.router)
     app.include_router(system.router)
     app.include_router(appeals.router)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from service import health
+from service import classification, health
 from service.config import get_settings
 from service.runtime import get_database
 
@@ -37,7 +37,7 @@ def readyz() -> JSONResponse:
     checks = [
         health.check_database(get_database()),
         health.check_broker(settings),
-        health.check_model(settings.model_dir),
+        health.check_model(classification.active_model_dir(settings.model_dir)),
     ]
     ready = all(check.ok for check in checks)
     body = ReadinessRead(

@@ -1,7 +1,218 @@
-"""Model registry: versions, training jobs, activation and rollback."""
+"""Model registry: versions, training jobs, activation and rollback (supervisors and admins).
+
+Training runs on the worker (`training.run`, queue `training`): `POST /models/train` records a
+job and queues it through the outbox; `GET /models/jobs/{id}` shows its progress and outcome.
+Every change is audited (`model.train`, `model.activate`, `model.rollback`).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-router = APIRouter(tags=["models"])
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from router.errors import Conflict, InvalidInput, NotFound
+from router.models import ModelVersion, TrainingJob
+from router.orm import utcnow
+from service import outbox
+from service.api.deps import DbSession
+from service.api.security import require_roles
+from service.auth import audit
+from service.auth.models import Role
+from service.auth.security import Actor
+from training import registry
+
+router = APIRouter(prefix="/api/v1/models", tags=["models"])
+
+SupervisorActor = Annotated[Actor, Depends(require_roles(Role.SUPERVISOR, Role.ADMIN))]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown version or job"},
+    409: {"description": "Illegal activation or rollback"},
+}
+STALE_JOB = timedelta(hours=2)
+"""A queued or running job without progress for this long no longer blocks a new one."""
+
+
+class CoveragePoint(BaseModel):
+    threshold: float | None
+    coverage: float | None
+    accuracy: float | None
+
+
+class ModelVersionRead(BaseModel):
+    version: str
+    created_at: datetime
+    active: bool
+    status: str
+    source: str
+    metrics: dict[str, Any]
+    coverage_curve: list[CoveragePoint]
+    activated_at: datetime | None
+    previous_version: str | None
+    data_fingerprint: str
+    holdout_fingerprint: str
+    provenance: dict[str, Any]
+    evaluation: dict[str, Any]
+    notes: str
+
+
+class ModelVersionList(BaseModel):
+    items: list[ModelVersionRead]
+
+
+class TrainingJobCreate(BaseModel):
+    from_db: bool = Field(default=True, description="Learn from closed and corrected work orders")
+    include_base: bool = Field(
+        default=True, description="Add the base corpus (configured files or the demo corpus)"
+    )
+
+
+class TrainingJobCreated(BaseModel):
+    job_id: str
+    status: str
+
+
+class TrainingJobRead(BaseModel):
+    job_id: str
+    status: str
+    progress: float
+    stage: str
+    version: str | None
+    message: str
+    promoted: bool | None
+    attempts: int
+    requested_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def _version_read(row: ModelVersion) -> ModelVersionRead:
+    return ModelVersionRead(
+        version=row.version,
+        created_at=row.created_at,
+        active=row.status == registry.ACTIVE,
+        status=row.status,
+        source=row.source,
+        metrics=row.metrics or {},
+        coverage_curve=[CoveragePoint.model_validate(p) for p in row.coverage_curve or []],
+        activated_at=row.activated_at,
+        previous_version=row.previous_version,
+        data_fingerprint=row.data_fingerprint,
+        holdout_fingerprint=row.holdout_fingerprint,
+        provenance=row.provenance or {},
+        evaluation=row.evaluation or {},
+        notes=row.notes,
+    )
+
+
+def _job_read(job: TrainingJob) -> TrainingJobRead:
+    return TrainingJobRead(
+        job_id=job.id,
+        status=job.status,
+        progress=job.progress,
+        stage=job.stage,
+        version=job.version,
+        message=job.message,
+        promoted=job.promoted,
+        attempts=job.attempts,
+        requested_by=job.requested_by,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+@router.get("", response_model=ModelVersionList)
+def list_models(db_session: DbSession, actor: SupervisorActor) -> ModelVersionList:
+    """Every registered version, newest first, with its held-out metrics and coverage curve."""
+    rows = registry.list_versions(db_session=db_session)
+    return ModelVersionList(items=[_version_read(row) for row in rows])
+
+
+@router.post("/train", status_code=202, response_model=TrainingJobCreated, responses=ERRORS)
+def train(
+    db_session: DbSession, actor: SupervisorActor, body: TrainingJobCreate | None = None
+) -> TrainingJobCreated:
+    """Queue a retraining job; one job at a time (409 while another is queued or running)."""
+    body = body or TrainingJobCreate()
+    if not (body.from_db or body.include_base):
+        raise InvalidInput("from_db 与 include_base 不能同时为 false：没有可训练的数据")
+    now = utcnow()
+    busy = db_session.scalar(
+        select(TrainingJob)
+        .where(
+            TrainingJob.status.in_(("queued", "running")),
+            TrainingJob.updated_at > now - STALE_JOB,
+        )
+        .limit(1)
+    )
+    if busy is not None:
+        raise Conflict(
+            f"训练任务 {busy.id} 正在进行（{busy.status}），请等待其结束", job_id=busy.id
+        )
+    job = TrainingJob(
+        id=str(uuid.uuid4()),
+        status="queued",
+        params={"from_db": body.from_db, "include_base": body.include_base, "source": "api"},
+        requested_by=actor.username[:64],
+        created_at=now,
+        updated_at=now,
+    )
+    db_session.add(job)
+    db_session.flush()
+    outbox.enqueue(db_session, "training.run", job_id=job.id)
+    audit.record(
+        db_session=db_session,
+        actor=actor,
+        action="model.train",
+        target_type="training_job",
+        target_id=job.id,
+        detail={"from_db": body.from_db, "include_base": body.include_base},
+        at=now,
+    )
+    return TrainingJobCreated(job_id=job.id, status=job.status)
+
+
+@router.get("/jobs/{job_id}", response_model=TrainingJobRead, responses=ERRORS)
+def get_job(job_id: str, db_session: DbSession, actor: SupervisorActor) -> TrainingJobRead:
+    job = db_session.get(TrainingJob, job_id)
+    if job is None:
+        raise NotFound(f"训练任务 {job_id} 不存在")
+    return _job_read(job)
+
+
+@router.post("/rollback", response_model=ModelVersionRead, responses=ERRORS)
+def rollback(db_session: DbSession, actor: SupervisorActor) -> ModelVersionRead:
+    """Reactivate the version that was active before the current one."""
+    current = registry.get_active(db_session=db_session)
+    row = registry.rollback(db_session=db_session)
+    audit.record(
+        db_session=db_session,
+        actor=actor,
+        action="model.rollback",
+        target_type="model_version",
+        target_id=row.version,
+        detail={"from_version": current.version if current else None, "to_version": row.version},
+    )
+    return _version_read(row)
+
+
+@router.post("/{version}/activate", response_model=ModelVersionRead, responses=ERRORS)
+def activate(version: str, db_session: DbSession, actor: SupervisorActor) -> ModelVersionRead:
+    """Serve this version from now on (409 for a rejected version or a missing artifact)."""
+    current = registry.get_active(db_session=db_session)
+    row = registry.activate(db_session=db_session, version=version)
+    audit.record(
+        db_session=db_session,
+        actor=actor,
+        action="model.activate",
+        target_type="model_version",
+        target_id=row.version,
+        detail={"from_version": current.version if current else None, "to_version": row.version},
+    )
+    return _version_read(row)

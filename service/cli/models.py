@@ -1,4 +1,5 @@
-"""Commands for models (`hotline train`, `predict`, `evaluate`).
+"""Commands for models (`hotline train`, `predict`, `evaluate`) and the registry (`hotline
+models list|activate|rollback`, `hotline retrain`).
 
 Expected failures (missing file or column, empty data, a single class, a corrupt model
 directory) raise `ClassifierError` subclasses or FileNotFoundError, which `main()` prints as one
@@ -7,12 +8,18 @@ line with exit code 2.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from service.cli.app import CliError, app
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from router.models import ModelVersion
 
 DataOption = Annotated[
     list[Path], typer.Option("--data", help="CSV or JSONL file (repeatable).", show_default=False)
@@ -135,3 +142,155 @@ def evaluate(
     typer.echo(format_summary(report["metrics"]))
     json_path, html_path = write_report(report, report_dir or model / "reports")
     typer.echo(f"report: {json_path} and {html_path}")
+
+
+# -- the model registry ---------------------------------------------------------------------------
+
+registry_app = typer.Typer(
+    name="models",
+    help="The model registry: list, activate and roll back versions.",
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="models")
+
+
+def _registry_session() -> AbstractContextManager[Session]:
+    from service.runtime import get_database
+
+    return get_database().session()
+
+
+def _describe(row: ModelVersion) -> str:
+    metrics = row.metrics or {}
+
+    def fmt(name: str) -> str:
+        value = metrics.get(name)
+        return "-" if value is None else f"{value:.3f}"
+
+    marker = "*" if row.status == "active" else " "
+    return (
+        f"{marker} {row.version:<28} {row.status:<9} {row.source or '-':<10} "
+        f"acc {fmt('accuracy')}  dept {fmt('department_accuracy')}  "
+        f"{row.created_at:%Y-%m-%d %H:%M}"
+    )
+
+
+@registry_app.command("list")
+def list_models() -> None:
+    """List the registered versions, newest first (* marks the active one)."""
+    from training import registry
+
+    with _registry_session() as db_session:
+        rows = registry.list_versions(db_session=db_session)
+        if not rows:
+            typer.echo("no registered model versions")
+        for row in rows:
+            typer.echo(_describe(row))
+
+
+@registry_app.command("register")
+def register_model(
+    directory: Annotated[Path, typer.Argument(help="A model directory (e.g. from hotline train).")],
+    activate: Annotated[
+        bool,
+        typer.Option("--activate", help="Activate it at once (otherwise it stays a candidate)."),
+    ] = False,
+) -> None:
+    """Copy a trained model directory into the registry as a new version."""
+    from service.config import get_settings
+    from training import registry
+
+    if not directory.is_dir():
+        raise CliError(f"model directory not found: {directory}")
+    with _registry_session() as db_session:
+        row = registry.register(
+            db_session=db_session,
+            artifact_dir=directory,
+            versions_dir=get_settings().model_versions_dir,
+            source="cli",
+            provenance={"registered_from": str(directory.resolve())},
+            move=False,
+        )
+        if activate:
+            registry.activate(db_session=db_session, version=row.version)
+        typer.echo(f"registered {row.version} ({row.status})")
+
+
+@registry_app.command("activate")
+def activate_model(version: Annotated[str, typer.Argument(help="The version to serve.")]) -> None:
+    """Serve VERSION from now on (a rejected version or a missing artifact is refused)."""
+    from training import registry
+
+    with _registry_session() as db_session:
+        row = registry.activate(db_session=db_session, version=version)
+        typer.echo(f"active: {row.version}")
+
+
+@registry_app.command("rollback")
+def rollback_model() -> None:
+    """Reactivate the version that was active before the current one."""
+    from training import registry
+
+    with _registry_session() as db_session:
+        row = registry.rollback(db_session=db_session)
+        typer.echo(f"rolled back; active: {row.version}")
+
+
+@app.command("retrain")
+def retrain(
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data",
+            help="Base corpus file, CSV or JSONL (repeatable; default: HOTLINE_TRAINING_BASE_FILES "
+            "or the seeded demo corpus).",
+            show_default=False,
+        ),
+    ] = None,
+    from_db: Annotated[
+        bool, typer.Option("--from-db", help="Also learn from the work-order history.")
+    ] = False,
+    no_base: Annotated[
+        bool, typer.Option("--no-base", help="No base corpus: the history alone (with --from-db).")
+    ] = False,
+    text_column: Annotated[str | None, typer.Option("--text-column")] = None,
+    label_column: Annotated[str | None, typer.Option("--label-column")] = None,
+    department_column: Annotated[str | None, typer.Option("--department-column")] = None,
+) -> None:
+    """Train a new version, register it and activate it if it is not worse than the active one."""
+    import uuid
+
+    from router.models import TrainingJob
+    from service.config import get_settings
+    from service.runtime import get_database
+    from service.worker.training import run_job
+
+    for path in data or []:
+        if not path.is_file():
+            raise CliError(f"file not found: {path}")
+    if no_base and not from_db:
+        raise CliError("--no-base needs --from-db: there would be nothing to train on")
+    params: dict[str, object] = {
+        "from_db": from_db,
+        "include_base": not no_base,
+        "data_files": [str(p.resolve()) for p in data or []],
+        "source": "cli",
+    }
+    for name, value in (
+        ("text_column", text_column),
+        ("label_column", label_column),
+        ("department_column", department_column),
+    ):
+        if value:
+            params[name] = value
+    database = get_database()
+    job_id = str(uuid.uuid4())
+    with database.session() as db_session:
+        db_session.add(TrainingJob(id=job_id, status="queued", params=params, requested_by="cli"))
+    status = run_job(job_id=job_id, database=database, settings=get_settings())
+    with database.session() as db_session:
+        job = db_session.get_one(TrainingJob, job_id)
+        message, version, promoted = job.message, job.version, job.promoted
+    if status != "succeeded":
+        raise CliError(f"retraining failed: {message}")
+    typer.echo(f"version {version}: {'activated' if promoted else 'not activated'} — {message}")
