@@ -577,6 +577,8 @@ default_permissions.read = .*
 default_permissions.write = .*
 log.console = false
 log.file.level = info
+# training.run holds its (late-acked) message for as long as training takes: allow 4 hours
+consumer_timeout = 14400000
 EOF
 }
 
