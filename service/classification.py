@@ -74,13 +74,12 @@ class ModelRuntime:
         self._database = database
         self._refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
+        self._check_lock = threading.Lock()
         self._loaded: LoadedModel | None = None
         self._active: _Active | None = None
 
     def _registry_active(self) -> tuple[str | None, Path | None]:
         """(version, directory) of the registry's active version, or (None, None)."""
-        from router.models import ModelVersion
-
         database = self._database()
         now = time.monotonic()
         known = self._active
@@ -90,6 +89,26 @@ class ModelRuntime:
             and now - known.checked_at < self._refresh_seconds()
         ):
             return known.version, known.path
+        # Single flight: one thread asks the database; the others keep serving what is known
+        # (a request that already holds a pooled connection must never wait for a second one).
+        stale_usable = known is not None and known.database is database
+        if not self._check_lock.acquire(blocking=not stale_usable):
+            assert known is not None
+            return known.version, known.path
+        try:
+            return self._ask_registry(database, known)
+        finally:
+            self._check_lock.release()
+
+    def _ask_registry(
+        self, database: Database | None, known: _Active | None
+    ) -> tuple[str | None, Path | None]:
+        from router.models import ModelVersion
+
+        now = time.monotonic()
+        latest = self._active
+        if latest is not None and latest is not known and latest.database is database:
+            return latest.version, latest.path  # another thread asked while this one waited
         version: str | None = None
         path: Path | None = None
         if database is not None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from service.api.deps import DbSession
+from service.api.deps import DbSession, Offset
 from service.api.security import AdminActor, require_roles
 from service.auth import audit
 from service.auth import service as auth_service
@@ -20,7 +20,6 @@ router = APIRouter(prefix="/api/v1", tags=["admin"])
 
 AuditReader = Annotated[Actor, Depends(require_roles(Role.SUPERVISOR, Role.ADMIN))]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not found"}}
 
 

@@ -19,7 +19,7 @@ from router import callbacks
 from router.errors import Conflict, InvalidInput, Unauthorized
 from router.models import Appeal, WorkOrder
 from router.workflow import CallbackOutcome
-from service.api.deps import DbSession
+from service.api.deps import DbSession, Offset
 from service.api.security import require_roles
 from service.auth import audit
 from service.auth.masking import mask_phone
@@ -87,7 +87,7 @@ def list_callbacks(
     actor: CallbackActor,
     status: StatusFilter = "due",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> CallbackList:
     """Callbacks by status, earliest due first; ``due`` = pending and due now (the work list)."""
     rows = callbacks.list_callbacks(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from sqlalchemy.orm import Session
 
 from service.runtime import get_database
@@ -18,3 +18,6 @@ def get_db_session() -> Iterator[Session]:
 
 
 DbSession = Annotated[Session, Depends(get_db_session, scope="function")]
+
+Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip (paging)")]
+"""Paging offset for every list endpoint (bounded: a huge offset is bad input, not a 500)."""

@@ -6,12 +6,14 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from classifier.errors import ClassifierError
 from router.errors import AppError
+from service.channels.open311 import Open311Error, render_xml
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,19 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=headers,
         )
 
+    @app.exception_handler(Open311Error)
+    async def _open311_error(request: Request, exc: Open311Error) -> Response:
+        # GeoReport v2 clients expect their own error list, in the format they asked for.
+        errors = [{"code": exc.status_code, "description": exc.detail}]
+        if request.url.path.endswith(".xml"):
+            return Response(
+                render_xml("errors", errors),
+                exc.status_code,
+                headers=exc.headers,
+                media_type="text/xml",
+            )
+        return JSONResponse(errors, status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(ClassifierError)
     async def _classifier_error(_request: Request, exc: ClassifierError) -> JSONResponse:
         return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=503)
@@ -53,6 +68,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body("Conflict", "工单已被其他操作修改，请刷新后重试"), status_code=409
         )
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_request: Request, exc: OverflowError) -> JSONResponse:
+        # An integer too large for the database column (SQLite refuses it while binding).
+        log.info("number out of range: %s", exc)
+        return JSONResponse(error_body("InvalidInput", "数值超出允许范围"), status_code=400)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_request: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL's "numeric value out of range" (SQLSTATE 22003) is bad input, e.g. a
+        # 20-digit offset; any other data error is a bug and stays a 500.
+        if getattr(exc.orig, "sqlstate", None) != "22003":
+            raise exc
+        log.info("number out of range: %s", exc.orig)
+        return JSONResponse(error_body("InvalidInput", "数值超出允许范围"), status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

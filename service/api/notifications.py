@@ -21,7 +21,7 @@ from router.errors import Forbidden, NotFound
 from router.models import WorkOrder
 from router.notifications import Notification, RecipientKind
 from router.orm import utcnow
-from service.api.deps import DbSession
+from service.api.deps import DbSession, Offset
 from service.api.security import department_scope, require_roles
 from service.auth.security import Actor
 
@@ -65,7 +65,7 @@ def list_notifications(
     actor: ReaderActor,
     unread: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> NotificationList:
     """Newest first."""
     query = select(Notification, WorkOrder.number).join(

@@ -20,7 +20,7 @@ from router import workflow, workorders
 from router.errors import InvalidInput
 from router.models import Category, WorkOrder, WorkOrderEvent
 from router.orm import utcnow
-from service.api.deps import DbSession
+from service.api.deps import DbSession, Offset
 from service.api.security import CurrentActor, department_scope, require_roles
 from service.auth import audit
 from service.auth.masking import mask_phone, mask_text
@@ -259,7 +259,7 @@ def list_work_orders(
     department_code: Annotated[str | None, Query(max_length=32)] = None,
     overdue: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> WorkOrderList:
     """Work orders, newest first; a department sees only its own."""
     now = utcnow()
@@ -291,7 +291,7 @@ def review_queue(
     db_session: DbSession,
     actor: ReviewerActor,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ReviewQueueList:
     """Orders waiting for an agent, with the classifier's stored suggestion."""
     now = utcnow()
