@@ -58,6 +58,8 @@ class IntakeResult:
 
 CATCH_UP_SLACK = timedelta(minutes=2)
 """How late a transaction may commit an appeal and still be caught up by other processes."""
+RESCAN_EVERY = timedelta(seconds=10)
+"""How often the slack window is read again (between rescans only new ids are read)."""
 PRUNE_EVERY = timedelta(hours=1)
 ACTIVE_MASTER_STATES = frozenset(
     {"received", "review", "dispatched", "accepted", "extension_requested", "returned", "reopened"}
@@ -87,7 +89,8 @@ class DuplicateDetector:
         self.config = config
         self.index = DuplicateIndex(config)
         self._lock = threading.Lock()
-        self._since: datetime | None = None
+        self._since: datetime | None = None  # the last full (re)scan
+        self._max_id = 0
         self._seen: dict[int, datetime] = {}
         self._pruned_at: datetime | None = None
 
@@ -115,17 +118,30 @@ class DuplicateDetector:
             return len(self.index) - before
 
     def _catch_up(self, db_session: Session, now: datetime) -> None:
+        """Add the orders other processes committed since the last check.
+
+        Most checks read only the ids above the highest one seen (cheap at any rate). Every
+        RESCAN_EVERY the orders received since the previous rescan minus CATCH_UP_SLACK are read
+        again, for the few whose lower id was committed after a higher one.
+        """
         catalogue = default_catalogue()
-        since = now - self.config.window if self._since is None else self._since - CATCH_UP_SLACK
+        rescan = self._since is None or now - self._since >= RESCAN_EVERY
+        if self._since is None:
+            condition = Appeal.received_at >= now - self.config.window
+        elif rescan:
+            condition = Appeal.received_at >= self._since - CATCH_UP_SLACK
+        else:
+            condition = WorkOrder.id > self._max_id
         rows = db_session.execute(
             select(*merges.RECORD_COLUMNS)
             .join(Appeal, Appeal.id == WorkOrder.appeal_id)
-            .where(Appeal.received_at >= since)
+            .where(condition)
             .order_by(Appeal.received_at, WorkOrder.id)
             .execution_options(yield_per=5_000)
         )
         pending = []
         for row in rows:
+            self._max_id = max(self._max_id, row[0])
             if row[0] in self._seen:
                 continue
             fields = dict(zip(_RECORD_FIELDS, row, strict=True))
@@ -133,10 +149,11 @@ class DuplicateDetector:
         # Only now (nothing failed) are they marked as seen.
         self.index.extend(pending)
         self._seen.update((record.id, record.received_at) for record in pending)
-        self._since = now
-        if len(self._seen) > 1_000:
-            # The next catch-up reads from now - CATCH_UP_SLACK on: older ids cannot come back.
-            horizon = now - CATCH_UP_SLACK
+        if rescan:
+            self._since = now
+        if len(self._seen) > 1_000 and self._since is not None:
+            # The next rescan reads from _since - CATCH_UP_SLACK on: older ids cannot come back.
+            horizon = self._since - CATCH_UP_SLACK
             self._seen = {i: at for i, at in self._seen.items() if at >= horizon}
         if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
             self.index.prune(now)
@@ -291,7 +308,7 @@ def submit(
     action, master_number = "none", None
     try:
         with database.session() as db_session:
-            order = db_session.get_one(WorkOrder, order_id, with_for_update=True)
+            order = db_session.get_one(WorkOrder, order_id, with_for_update={"key_share": True})
             if order.state == "received":
                 decision = triage(
                     db_session=db_session, work_order=order, settings=settings, database=database

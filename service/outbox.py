@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text, select
+from sqlalchemy import JSON, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from router.orm import Base, BigId, utcnow
@@ -62,7 +62,10 @@ def publish(
     Rows are claimed with `FOR UPDATE SKIP LOCKED` where the database supports it, so concurrent
     relays do not publish the same row at the same time. The caller owns the transaction.
     """
-    query = select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
+    # Plain columns and one UPDATE for the sent rows: this runs after every intake commit.
+    query = select(OutboxMessage.id, OutboxMessage.task, OutboxMessage.kwargs).where(
+        OutboxMessage.sent_at.is_(None)
+    )
     if ids is not None:
         query = query.where(OutboxMessage.id.in_(ids))
     if older_than is not None:
@@ -70,20 +73,29 @@ def publish(
     query = query.order_by(OutboxMessage.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    sent = 0
-    for message in session.scalars(query):
-        message.attempts += 1
+    sent: list[int] = []
+    for message_id, task, kwargs in session.execute(query).all():
         try:
-            send(message.task, dict(message.kwargs), message.task_id)
+            send(task, dict(kwargs), f"outbox-{message_id}")
         except Exception as exc:
-            message.last_error = f"{type(exc).__name__}: {exc}"[:1000]
-            log.warning("outbox: publishing %s failed: %s", message.task_id, message.last_error)
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+            log.warning("outbox: publishing outbox-%s failed: %s", message_id, error)
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id)
+                .values(attempts=OutboxMessage.attempts + 1, last_error=error),
+                execution_options={"synchronize_session": False},
+            )
             break  # the broker is most likely down: leave the rest for the next relay
-        message.sent_at = utcnow()
-        message.last_error = ""
-        sent += 1
-    session.flush()
-    return sent
+        sent.append(message_id)
+    if sent:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(sent))
+            .values(attempts=OutboxMessage.attempts + 1, sent_at=utcnow(), last_error=""),
+            execution_options={"synchronize_session": False},
+        )
+    return len(sent)
 
 
 def pending_count(session: Session) -> int:

@@ -2,16 +2,21 @@
 
 How a dispatch reaches a department exactly once:
 
-1. In the dispatch transaction, `record_dispatch()` adds one `Delivery` row per channel (its
-   unique `delivery_key` makes a repeated call find the same rows) and enqueues the outbox task
-   `dispatch.deliver` with the row id. Nothing leaves before the commit; if the broker is down
-   then, the outbox relay publishes the task later.
-2. The task calls `deliver()`, which claims the row (`pending` only), publishes or POSTs, and
-   marks it `sent` in the task's transaction. A task that runs twice finds the row `sent` and
-   does nothing; a worker killed before its commit leaves the row `pending`, and the redelivered
-   task sends again with the same `delivery_key`, on which the department deduplicates.
+1. In the dispatch transaction, `record_deliveries()` (or `record_dispatch()` for one department)
+   adds one `Delivery` row per department and channel (its unique `delivery_key` makes a
+   repeated call find the same rows) and enqueues one outbox task for the dispatch:
+   `dispatch.deliver_batch` with the ids of its RabbitMQ deliveries, and `dispatch.deliver` per
+   webhook delivery (an endpoint that is down must not hold back the queue messages). Nothing
+   leaves before the commit; if the broker is down then, the outbox relay publishes it later.
+2. The task calls `deliver_many()` (or `deliver()`), which claims the rows (`pending` only),
+   publishes or POSTs, and marks them `sent` in the task's transaction. A task that runs twice
+   finds the rows `sent` and does nothing; a worker killed before its commit leaves them
+   `pending`, and the redelivered task sends again with the same `delivery_key`, on which the
+   department deduplicates.
 3. Transient failures raise `TransientDeliveryError` (the task retries with backoff); permanent
-   ones, and the last retry, mark the row `failed` and add a dead letter for supervisors.
+   ones, and the last retry, mark the row `failed` and add a dead letter for supervisors. When
+   part of a batch went out before a transient failure, the sent rows are kept and each one
+   left is handed to its own `dispatch.deliver` task, so nothing is sent twice by a retry.
 
 Functions only flush; the request or task wrapper owns the transaction.
 """
@@ -19,11 +24,11 @@ Functions only flush; the request or task wrapper owns the transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 import httpx
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,12 +42,14 @@ from service.delivery.models import CHANNELS, DEAD_LETTER_KINDS, DeadLetter, Del
 from service.delivery.webhook import deliver_webhook, department_secret
 
 __all__ = [
+    "DELIVER_BATCH_TASK",
     "DELIVER_TASK",
     "DISPATCH_ACTIONS",
     "Publisher",
     "channels_for",
     "dead_letter",
     "deliver",
+    "deliver_many",
     "delivery_key",
     "dispatch_sequence",
     "fail_delivery",
@@ -50,6 +57,7 @@ __all__ = [
     "list_dead_letters",
     "list_deliveries",
     "record_dispatch",
+    "record_dispatch_many",
     "requeue_delivery",
     "resolve_dead_letter",
 ]
@@ -57,6 +65,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DELIVER_TASK = "dispatch.deliver"
+DELIVER_BATCH_TASK = "dispatch.deliver_batch"
 DISPATCH_ACTIONS = ("triage_auto", "dispatch", "redispatch")
 """Work-order actions that send the order to a department; each one is a new dispatch."""
 
@@ -135,35 +144,72 @@ def record_dispatch(
     if department is None:
         raise NotFound(f"department {department_code} not found")
     wanted = tuple(channels_for(department) if channels is None else channels)
-    unknown = sorted(set(wanted) - set(CHANNELS))
+    return record_dispatch_many(
+        db_session=db_session, work_order=work_order, channels={department_code: wanted}
+    )
+
+
+def record_dispatch_many(
+    *,
+    db_session: Session,
+    work_order: WorkOrder,
+    channels: Mapping[str, Iterable[str]],
+) -> list[Delivery]:
+    """Record the deliveries of the order's current dispatch to several departments at once.
+
+    `channels` maps department codes to their channels. One dispatch-sequence query, one
+    savepoint with one multi-row insert and one outbox row cover the whole dispatch; a repeated
+    call (the keys exist already) falls back to finding the existing rows and enqueues only
+    what was missing.
+    """
+    wanted = {code: tuple(dict.fromkeys(names)) for code, names in channels.items()}
+    unknown = sorted({name for names in wanted.values() for name in names} - set(CHANNELS))
     if unknown:
         raise InvalidInput(f"unknown delivery channel(s): {', '.join(unknown)}")
     sequence = dispatch_sequence(db_session=db_session, work_order=work_order)
     if sequence == 0:
         raise Conflict(f"work order {work_order.number} has not been dispatched")
-    rows = []
-    for channel in dict.fromkeys(wanted):
-        key = delivery_key(work_order.number, sequence, department_code, channel)
-        row = db_session.scalar(select(Delivery).where(Delivery.delivery_key == key))
-        if row is None:
-            row = _insert_delivery(
-                db_session,
-                Delivery(
-                    work_order_id=work_order.id,
-                    department_code=department_code,
-                    channel=channel,
-                    dispatch_sequence=sequence,
-                    delivery_key=key,
-                    status="pending",
-                    attempts=0,
-                    last_error="",
-                ),
-            )
-        rows.append(row)
+    specs = [(code, channel) for code, names in wanted.items() for channel in names]
+    if not specs:
+        return []
+    rows = [_new_delivery(work_order, sequence, code, channel) for code, channel in specs]
+    try:
+        with db_session.begin_nested():
+            db_session.add_all(rows)
+            db_session.flush()
+    except IntegrityError:
+        # Recorded before (a repeated call, or a concurrent transaction came first): the
+        # savepoint dropped our rows; keep the existing ones and add only what is missing.
+        rows, added = [], []
+        for code, channel in specs:
+            row = _new_delivery(work_order, sequence, code, channel)
+            existing = _insert_or_get(db_session, row)
+            rows.append(existing)
+            if existing is row:
+                added.append(row)
+        _enqueue_deliveries(db_session, added)
+        return rows
+    _enqueue_deliveries(db_session, rows)
     return rows
 
 
-def _insert_delivery(db_session: Session, row: Delivery) -> Delivery:
+def _new_delivery(work_order: WorkOrder, sequence: int, code: str, channel: str) -> Delivery:
+    return Delivery(
+        work_order_id=work_order.id,
+        department_code=code,
+        channel=channel,
+        dispatch_sequence=sequence,
+        delivery_key=delivery_key(work_order.number, sequence, code, channel),
+        status="pending",
+        attempts=0,
+        last_error="",
+    )
+
+
+def _insert_or_get(db_session: Session, row: Delivery) -> Delivery:
+    existing = db_session.scalar(select(Delivery).where(Delivery.delivery_key == row.delivery_key))
+    if existing is not None:
+        return existing
     try:
         with db_session.begin_nested():
             db_session.add(row)
@@ -176,8 +222,18 @@ def _insert_delivery(db_session: Session, row: Delivery) -> Delivery:
         if existing is None:
             raise
         return existing
-    outbox.enqueue(db_session, DELIVER_TASK, delivery_id=row.id)
     return row
+
+
+def _enqueue_deliveries(db_session: Session, rows: Sequence[Delivery]) -> None:
+    """One outbox task for the dispatch's queue deliveries, one per webhook delivery (a slow or
+    failing endpoint retries on its own and never holds back or repeats the queue messages)."""
+    queued = [row.id for row in rows if row.channel == "rabbitmq"]
+    if queued:
+        outbox.enqueue(db_session, DELIVER_BATCH_TASK, delivery_ids=queued)
+    for row in rows:
+        if row.channel != "rabbitmq":
+            outbox.enqueue(db_session, DELIVER_TASK, delivery_id=row.id)
 
 
 def deliver(
@@ -248,6 +304,117 @@ def deliver(
     return row
 
 
+def deliver_many(
+    *,
+    db_session: Session,
+    delivery_ids: Sequence[int],
+    publisher: Publisher | None,
+    http_client: httpx.Client | None,
+    signing_key: str = "",
+    attempt: int = 1,
+    max_attempts: int | None = None,
+    webhook_timeout: float = 10.0,
+) -> list[Delivery]:
+    """Send the deliveries of one dispatch that are still pending; returns the rows handled.
+
+    Same contract as `deliver()`, for several rows with a handful of statements: one claiming
+    update, one read of the rows with their orders and appeals, one dispatch-sequence query,
+    one update of the sent rows. A transient failure before anything went out is raised (the
+    task retries the batch); after part of the batch went out, the sent rows are kept and each
+    remaining one is handed to its own `dispatch.deliver` task through the outbox.
+    """
+    ids = sorted(set(delivery_ids))  # one lock order for every task holding these ids
+    if not ids:
+        return []
+    bumped = Delivery.attempts + 1
+    claimed = set(
+        db_session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status == "pending")
+            .values(attempts=case((bumped < attempt, attempt), else_=bumped))
+            .returning(Delivery.id),
+            execution_options={"synchronize_session": False},
+        )
+    )
+    found = db_session.execute(
+        select(Delivery, WorkOrder, Appeal)
+        .join(WorkOrder, WorkOrder.id == Delivery.work_order_id)
+        .join(Appeal, Appeal.id == WorkOrder.appeal_id)
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+        .execution_options(populate_existing=True)
+    )
+    todo, handled = [], []
+    for row, work_order, appeal in found:
+        handled.append(row)
+        if row.id in claimed:
+            todo.append((row, work_order, appeal))
+        else:
+            log.info("delivery %s is already %s", row.delivery_key, row.status)
+    if len(handled) < len(ids):
+        log.warning("deliveries %s do not exist", sorted(set(ids) - {r.id for r in handled}))
+    current = _current_sequences(db_session, {row.work_order_id for row, _, _ in todo})
+    sent: list[Delivery] = []
+    for index, (row, work_order, appeal) in enumerate(todo):
+        sequence = current.get(row.work_order_id, 0)
+        if row.dispatch_sequence < sequence:
+            row.status = "superseded"
+            row.last_error = f"superseded by dispatch {sequence} before it was sent"
+            continue
+        try:
+            _send(
+                db_session,
+                row,
+                work_order,
+                publisher=publisher,
+                http_client=http_client,
+                signing_key=signing_key,
+                webhook_timeout=webhook_timeout,
+                appeal=appeal,
+            )
+        except PermanentDeliveryError as exc:
+            _fail(db_session, row, str(exc))
+            continue
+        except TransientDeliveryError as exc:
+            if max_attempts is not None and attempt >= max_attempts:
+                _fail(db_session, row, f"gave up after {attempt} attempts: {exc}")
+                continue
+            log.warning("delivery %s attempt %d failed: %s", row.delivery_key, attempt, exc)
+            if not sent:
+                raise  # nothing went out: the whole batch is retried with backoff
+            _mark_sent(db_session, sent)
+            for rest, _, _ in todo[index:]:
+                outbox.enqueue(db_session, DELIVER_TASK, delivery_id=rest.id)
+            return handled
+        sent.append(row)
+    _mark_sent(db_session, sent)
+    return handled
+
+
+def _current_sequences(db_session: Session, work_order_ids: set[int]) -> dict[int, int]:
+    if not work_order_ids:
+        return {}
+    counts = db_session.execute(
+        select(WorkOrderEvent.work_order_id, func.count())
+        .where(
+            WorkOrderEvent.work_order_id.in_(sorted(work_order_ids)),
+            WorkOrderEvent.action.in_(DISPATCH_ACTIONS),
+        )
+        .group_by(WorkOrderEvent.work_order_id)
+    )
+    return {work_order_id: int(count) for work_order_id, count in counts}
+
+
+def _mark_sent(db_session: Session, rows: Sequence[Delivery]) -> None:
+    now = utcnow()
+    for row in rows:
+        row.status = "sent"
+        row.sent_at = now
+        row.last_error = ""
+        log.info("delivery %s sent", row.delivery_key)
+    db_session.flush()
+
+
 def _send(
     db_session: Session,
     row: Delivery,
@@ -257,8 +424,10 @@ def _send(
     http_client: httpx.Client | None,
     signing_key: str,
     webhook_timeout: float,
+    appeal: Appeal | None = None,
 ) -> None:
-    appeal = db_session.get(Appeal, work_order.appeal_id)
+    if appeal is None:
+        appeal = db_session.get(Appeal, work_order.appeal_id)
     if appeal is None:
         raise NotFound(f"appeal {work_order.appeal_id} not found")
     message = build_message(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 from kombu import Exchange, Queue
 
 from service.config import Settings, get_settings
@@ -92,3 +93,12 @@ def create_celery(settings: Settings) -> Celery:
 
 
 celery_app = create_celery(get_settings())
+
+
+@worker_process_init.connect
+def _fresh_connections_after_fork(**_kwargs: Any) -> None:
+    """A forked pool child must not use the database connections its parent opened (the
+    start-up checks): drop them from this process's pool without closing the parent's sockets."""
+    from service.runtime import get_database
+
+    get_database().engine.dispose(close=False)

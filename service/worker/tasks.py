@@ -93,6 +93,31 @@ def deliver_work_order(db_session: Session, *, delivery_id: int) -> str | None:
     return None if row is None else row.status
 
 
+@hotline_task("dispatch.deliver_batch", max_retries=8)
+def deliver_work_orders(db_session: Session, *, delivery_ids: list[int]) -> dict[str, int]:
+    """Deliver the RabbitMQ deliveries of one dispatch over one confirmed channel, once each."""
+    from celery import current_task
+
+    from service.delivery import service as delivery_service
+
+    settings = get_settings()
+    request = current_task.request if current_task else None
+    rows = delivery_service.deliver_many(
+        db_session=db_session,
+        delivery_ids=delivery_ids,
+        publisher=department_publisher(),
+        http_client=http_client(),
+        signing_key=settings.secret_key.get_secret_value(),
+        attempt=(request.retries if request else 0) + 1,
+        max_attempts=DELIVERY_ATTEMPTS,
+        webhook_timeout=settings.webhook_timeout,
+    )
+    statuses: dict[str, int] = {}
+    for row in rows:
+        statuses[row.status] = statuses.get(row.status, 0) + 1
+    return statuses
+
+
 @hotline_task("dispatch.triage_pending", max_retries=0)
 def triage_pending(db_session: Session) -> int:
     """Route appeals left `received` (the model was missing or the process died mid-intake)."""

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from router.models import Department, WorkOrder
 from router.workorders import AppealInput, act, receive_appeal
 from service import outbox
+from service.config import Settings
 from service.db import Database
 from service.delivery import service as delivery
 from service.delivery.errors import (
@@ -43,6 +44,7 @@ from service.delivery.rabbitmq import (
     escape_code,
     routing_key,
 )
+from service.dispatching import record_deliveries
 
 # --- names and topology, without a broker ---------------------------------------------------
 
@@ -341,7 +343,8 @@ def dispatch(database: Database, code: str, text: str, *, assisting: tuple[str, 
 
 
 class Worker:
-    """Stands in for Celery: takes `dispatch.deliver` tasks from the outbox and runs them.
+    """Stands in for Celery: takes `dispatch.deliver_batch` / `dispatch.deliver` tasks from the
+    outbox and runs them.
 
     A task whose delivery fails transiently is kept for the next `run()`, as a Celery retry.
     """
@@ -349,13 +352,16 @@ class Worker:
     def __init__(self, database: Database, publisher: DepartmentPublisher) -> None:
         self.database = database
         self.publisher = publisher
-        self.tasks: list[int] = []
+        self.tasks: list[list[int]] = []
         self.transient_failures = 0
 
     def relay(self) -> None:
         def send(task: str, kwargs: dict[str, Any], _task_id: str) -> None:
-            assert task == "dispatch.deliver"
-            self.tasks.append(kwargs["delivery_id"])
+            if task == "dispatch.deliver_batch":
+                self.tasks.append(list(kwargs["delivery_ids"]))
+            else:
+                assert task == "dispatch.deliver"
+                self.tasks.append([kwargs["delivery_id"]])
 
         with self.database.session() as session:
             outbox.publish(session, send, older_than=timedelta(0))
@@ -363,18 +369,24 @@ class Worker:
     def run(self, *, twice: bool = False) -> None:
         self.relay()
         tasks, self.tasks = self.tasks, []
-        for delivery_id in tasks * (2 if twice else 1):
+        for delivery_ids in tasks * (2 if twice else 1):
             try:
                 with self.database.session() as session:
-                    delivery.deliver(
+                    delivery.deliver_many(
                         db_session=session,
-                        delivery_id=delivery_id,
+                        delivery_ids=delivery_ids,
                         publisher=self.publisher,
                         http_client=None,
                     )
             except TransientDeliveryError:
                 self.transient_failures += 1
-                self.tasks.append(delivery_id)
+                self.tasks.append(delivery_ids)
+
+
+def declare_queue(url: str, topology: Topology, code: str) -> None:
+    connection = pika.BlockingConnection(connection_parameters(url))
+    topology.declare(connection.channel(), code)
+    connection.close()
 
 
 def message_ids(url: str, queue: str) -> list[str]:
@@ -421,6 +433,96 @@ def test_recording_the_same_dispatch_twice_delivers_once(
     assert message_ids(amqp_url, topology.queue(code)) == [f"{number}:1:{code}:rabbitmq"]
 
 
+def test_one_task_delivers_every_department_of_a_dispatch(
+    database: Database, amqp_url: str, topology: Topology
+) -> None:
+    lead, first, second = (topology.code(name) for name in ("roads", "police", "parks"))
+    for code in (lead, first, second):
+        add_department(database, code)
+    number = dispatch(database, lead, "占道经营", assisting=(first, second))
+    with database.session() as session:
+        work_order = session.scalars(select(WorkOrder)).one()
+        rows = delivery.record_dispatch_many(
+            db_session=session,
+            work_order=work_order,
+            channels={code: ("rabbitmq",) for code in (lead, first, second)},
+        )  # recording the same dispatch again finds the rows and enqueues nothing
+        assert [row.department_code for row in rows] == [lead, first, second]
+    with topology.publisher(amqp_url) as publisher:
+        worker = Worker(database, publisher)
+        worker.relay()
+        assert len(worker.tasks) == 3  # `dispatch()` recorded one department per call
+        worker.run(twice=True)
+    for code in (lead, first, second):
+        assert message_ids(amqp_url, topology.queue(code)) == [f"{number}:1:{code}:rabbitmq"]
+
+
+def test_a_dispatch_to_lead_and_assisting_departments_is_one_outbox_task(
+    database: Database, topology: Topology
+) -> None:
+    lead, assisting = topology.code("roads"), topology.code("police")
+    add_department(database, lead)
+    add_department(database, assisting)
+    settings = Settings.model_construct(delivery_amqp_url="amqp://broker.invalid//")
+    with database.session() as session:
+        order, _ = receive_appeal(
+            db_session=session, appeal=AppealInput(channel="web", text="占道")
+        )
+        order.department_code = lead
+        order.assisting_department_codes = [assisting, "no-such-department"]
+        act(db_session=session, work_order=order, action="dispatch", actor="a1", role="agent")
+        rows = record_deliveries(db_session=session, work_order=order, settings=settings)
+        assert [row.department_code for row in rows] == [lead, assisting]
+        again = record_deliveries(db_session=session, work_order=order, settings=settings)
+        assert [row.id for row in again] == [row.id for row in rows]
+        messages = session.scalars(select(outbox.OutboxMessage)).all()
+        assert [(m.task, m.kwargs) for m in messages] == [
+            ("dispatch.deliver_batch", {"delivery_ids": [row.id for row in rows]})
+        ]
+
+
+def test_a_batch_that_fails_halfway_keeps_what_went_out_and_hands_on_the_rest(
+    database: Database, amqp_url: str, topology: Topology
+) -> None:
+    lead, nobody = topology.code("roads"), topology.code("nobody")
+    add_department(database, lead)
+    add_department(database, nobody)
+    with database.session() as session:
+        order, _ = receive_appeal(
+            db_session=session, appeal=AppealInput(channel="web", text="井盖丢失")
+        )
+        order.department_code = lead
+        act(db_session=session, work_order=order, action="dispatch", actor="a1", role="agent")
+        rows = delivery.record_dispatch_many(
+            db_session=session,
+            work_order=order,
+            channels={lead: ("rabbitmq",), nobody: ("rabbitmq",)},
+        )
+        ids = [row.id for row in rows]
+        number = order.number
+    with topology.publisher(amqp_url, declare_queues=False) as publisher:
+        declare_queue(
+            amqp_url, topology, lead
+        )  # nobody's queue does not exist: unroutable, transient
+        worker = Worker(database, publisher)
+        worker.relay()
+        assert worker.tasks == [ids]
+        worker.run()
+        assert worker.transient_failures == 0
+        assert worker.tasks == []
+        with database.session() as session:
+            statuses = {
+                row.department_code: row.status for row in session.scalars(select(Delivery))
+            }
+            assert statuses == {lead: "sent", nobody: "pending"}
+        worker.relay()
+        assert worker.tasks == [[ids[1]]]  # only the unsent one, in a task of its own
+        declare_queue(amqp_url, topology, nobody)
+        worker.run()
+    assert message_ids(amqp_url, topology.queue(lead)) == [f"{number}:1:{lead}:rabbitmq"]
+    assert message_ids(amqp_url, topology.queue(nobody)) == [f"{number}:1:{nobody}:rabbitmq"]
+
+
 @pytest.mark.slow
 def test_appeals_arriving_while_the_broker_is_down_are_each_delivered_once(
     database: Database, proxy: tuple[BrokerProxy, str], amqp_url: str, topology: Topology
@@ -461,7 +563,7 @@ def test_a_worker_killed_after_publishing_resends_the_same_message_id(
     with topology.publisher(amqp_url) as publisher:
         worker = Worker(database, publisher)
         worker.relay()
-        (delivery_id,) = worker.tasks
+        ((delivery_id,),) = worker.tasks
         with pytest.raises(Killed), database.session() as session:
             delivery.deliver(
                 db_session=session, delivery_id=delivery_id, publisher=publisher, http_client=None
@@ -484,7 +586,7 @@ def test_unroutable_delivery_is_dead_lettered_on_its_last_attempt(
     with topology.publisher(amqp_url, declare_queues=False) as publisher:
         worker = Worker(database, publisher)
         worker.relay()
-        (delivery_id,) = worker.tasks
+        ((delivery_id,),) = worker.tasks
         with pytest.raises(UnroutableError), database.session() as session:
             delivery.deliver(
                 db_session=session,
