@@ -7,19 +7,23 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from router import workorders
+from router.models import WorkOrder
 from service import classification, intake
 from service.api.deps import DbSession
 from service.api.security import CurrentActor, department_scope, require_roles
 from service.auth.security import Actor
+from service.channels.limits import MAX_TEXT_LENGTH
 from service.config import get_settings
 from service.runtime import get_database
 
 router = APIRouter(prefix="/api/v1", tags=["appeals"])
 
-MAX_TEXT = 5000
+MAX_TEXT = MAX_TEXT_LENGTH  # one limit for every channel
 Channel = Literal["phone", "web", "wechat", "open311", "agent"]
 NextStep = Literal["auto_dispatched", "awaiting_review", "awaiting_triage", "in_progress"]
 IntakeActor = Annotated[Actor, Depends(require_roles("agent", "supervisor", "admin"))]
@@ -82,6 +86,14 @@ class AppealCreate(BaseModel):
     attachments: list[AttachmentMeta] = Field(default_factory=list, max_length=20)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
 
+    @model_validator(mode="after")
+    def _refuse_nul(self) -> AppealCreate:
+        # PostgreSQL text cannot hold NUL: a 422 here rather than a database error.
+        texts = (self.text, self.title, self.caller_name, self.address, self.idempotency_key)
+        if any(value and "\x00" in value for value in texts):
+            raise ValueError("text fields must not contain NUL characters")
+        return self
+
 
 class AppealCreated(BaseModel):
     number: str
@@ -116,6 +128,14 @@ class WorkOrderRead(BaseModel):
     deadline: datetime | None
     suggestion: dict[str, Any]
     events: list[EventRead]
+    master_number: str | None = None
+    """The order this one is merged into (state ``merged``)."""
+    merged_numbers: list[str] = Field(default_factory=list)
+    """Orders merged into this one: each caller gets the callback."""
+    repeat_of: str | None = None
+    """The same caller's latest earlier order about the same problem (重复来电)."""
+    duplicate_suggestion: dict[str, Any] | None = None
+    """The best earlier order duplicate detection found: {"number", "score", "action"}."""
 
 
 @router.post("/classify", response_model=SuggestionRead, responses={503: {}})
@@ -131,7 +151,7 @@ def classify(body: ClassifyRequest, actor: IntakeActor) -> SuggestionRead:
     return SuggestionRead.model_validate(decision.to_dict())
 
 
-def _next_step(state: str) -> NextStep:
+def next_step(state: str) -> NextStep:
     if state == "dispatched":
         return "auto_dispatched"
     if state == "review":
@@ -177,7 +197,7 @@ def create_appeal(
         number=result.number,
         state=result.state,
         suggestion=SuggestionRead.model_validate(result.suggestion) if result.suggestion else None,
-        next=_next_step(result.state),
+        next=next_step(result.state),
     )
     return JSONResponse(created.model_dump(mode="json"), status_code=201 if result.created else 200)
 
@@ -201,6 +221,8 @@ def get_work_order(number: str, db_session: DbSession, actor: CurrentActor) -> W
         accept_deadline=order.accept_deadline_at,
         deadline=order.deadline_at,
         suggestion=order.suggestion or {},
+        # Merges and duplicate suggestions are the centre's business, not the department's.
+        **(_duplicate_info(db_session, order) if department_scope(actor) is None else {}),
         events=[
             EventRead(
                 at=e.at,
@@ -215,3 +237,26 @@ def get_work_order(number: str, db_session: DbSession, actor: CurrentActor) -> W
             for e in workorders.events(db_session=db_session, work_order=order)
         ],
     )
+
+
+def _duplicate_info(db_session: Session, order: WorkOrder) -> dict[str, Any]:
+    """Merge group, repeat-caller link and the best duplicate candidate of an order."""
+    from router import merges
+
+    def number(order_id: int | None) -> str | None:
+        if order_id is None:
+            return None
+        return db_session.scalar(select(WorkOrder.number).where(WorkOrder.id == order_id))
+
+    members = merges.members_of(db_session=db_session, master=order)
+    stored = merges.candidates_of(db_session=db_session, work_order=order)
+    best = None
+    if stored:
+        candidate, other = stored[0]
+        best = {"number": other.number, "score": candidate.score, "action": candidate.action}
+    return {
+        "master_number": number(order.master_id),
+        "merged_numbers": [m.number for m in members],
+        "repeat_of": number(order.repeat_of_id),
+        "duplicate_suggestion": best,
+    }

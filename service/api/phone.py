@@ -19,8 +19,7 @@ from fastapi.responses import JSONResponse
 
 from router.errors import AppError, Forbidden, Unauthorized
 from service import intake
-from service.api.appeals import AppealCreated, AppealType, SuggestionRead
-from service.api.appeals import _next_step as next_step
+from service.api.appeals import AppealCreated, AppealType, SuggestionRead, next_step
 from service.api.security import (
     NOT_AUTHENTICATED,
     ApiKeySecret,
