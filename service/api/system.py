@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from service import diagnostics
 from service.api.deps import DbSession
+from service.api.security import require_roles
 
-router = APIRouter(prefix="/api/v1/system", tags=["system"])
+router = APIRouter(
+    prefix="/api/v1/system",
+    tags=["system"],
+    # Operators only: a probe writes a row and queues a task.
+    dependencies=[Depends(require_roles("supervisor", "admin"))],
+)
 
 
 class ProbeRead(BaseModel):

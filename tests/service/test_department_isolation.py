@@ -40,9 +40,6 @@ DEPARTMENT_ROUTES = {
     ("POST", "/api/v1/notifications/{notification_id}/read"): "mark its own notification read",
     ("GET", "/api/v1/reference/categories"): "public reference data",
     ("GET", "/api/v1/reference/departments"): "public reference data",
-    # Operational probe without credentials (service/api/system.py); carries no citizen data.
-    ("POST", "/api/v1/system/probes"): "operators' end-to-end check",
-    ("GET", "/api/v1/system/probes/{probe_id}"): "operators' end-to-end check",
 }
 """Routes under /api/v1 without a work-order number that a department user may reach."""
 

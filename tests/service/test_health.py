@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -54,7 +56,17 @@ def test_unmigrated_database_is_not_ready(
     assert "run hotline migrate" in database["detail"]
 
 
-def test_unknown_probe_is_a_404_with_a_machine_readable_body(client: TestClient) -> None:
-    response = client.get("/api/v1/system/probes/nope")
+def test_unknown_probe_is_a_404_with_a_machine_readable_body(
+    seeded_env: str, client: TestClient, login: Callable[[str], dict[str, str]]
+) -> None:
+    response = client.get("/api/v1/system/probes/nope", headers=login("admin"))
     assert response.status_code == 404
     assert response.json() == {"error": "NotFound", "detail": "probe nope not found"}
+
+
+def test_probes_are_for_operators_only(
+    seeded_env: str, client: TestClient, login: Callable[[str], dict[str, str]]
+) -> None:
+    assert client.post("/api/v1/system/probes").status_code == 401
+    assert client.post("/api/v1/system/probes", headers=login("agent")).status_code == 403
+    assert client.post("/api/v1/system/probes", headers=login("supervisor")).status_code == 202

@@ -28,10 +28,10 @@ def wait_for(predicate, timeout: float = 45.0, interval: float = 0.3) -> bool:  
 
 
 @pytest.fixture
-def worker_env(app_env: str, broker_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def worker_env(seeded_env: str, broker_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv("HOTLINE_BROKER_URL", broker_url)
     runtime.reset()
-    return {**os.environ, "HOTLINE_DATABASE_URL": app_env, "HOTLINE_BROKER_URL": broker_url}
+    return {**os.environ, "HOTLINE_DATABASE_URL": seeded_env, "HOTLINE_BROKER_URL": broker_url}
 
 
 @pytest.fixture
@@ -52,6 +52,15 @@ def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Po
     log.close()
 
 
+def operator_client() -> TestClient:
+    """A client signed in as the admin (probes are for operators)."""
+    client = TestClient(create_app())
+    form = {"username": "admin", "password": os.environ["HOTLINE_DEMO_PASSWORD"]}
+    token = client.post("/api/v1/auth/token", data=form).json()["access_token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
 def probe_state(client: TestClient, probe_id: str) -> str:
     return client.get(f"/api/v1/system/probes/{probe_id}").json()["state"]
 
@@ -59,7 +68,7 @@ def probe_state(client: TestClient, probe_id: str) -> str:
 def test_probe_published_by_api_is_executed_by_worker(
     worker: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
-    client = TestClient(create_app())
+    client = operator_client()
     response = client.post("/api/v1/system/probes")
     assert response.status_code == 202
     probe_id = response.json()["id"]
@@ -79,7 +88,7 @@ def test_probe_accepted_during_broker_outage_runs_after_relay(
     monkeypatch.setenv("HOTLINE_BROKER_URL", "amqp://nobody:nothing@127.0.0.1:9//")
     monkeypatch.setenv("HOTLINE_BROKER_CONNECT_TIMEOUT", "0.5")
     runtime.reset()
-    client = TestClient(create_app())
+    client = operator_client()
     response = client.post("/api/v1/system/probes")
     assert response.status_code == 202  # accepted and stored although the broker is down
     probe_id = response.json()["id"]
@@ -92,6 +101,6 @@ def test_probe_accepted_during_broker_outage_runs_after_relay(
 
     with runtime.get_database().session() as session:
         assert outbox.publish(session, runtime.send_task, older_than=timedelta(0)) == 1
-    client = TestClient(create_app())
+    client = operator_client()
     executed = wait_for(lambda: probe_state(client, probe_id) == "executed")
     assert executed, (tmp_path / "worker.log").read_text()[-3000:]
