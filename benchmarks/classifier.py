@@ -3,7 +3,8 @@ fastText, on the same splits, in one run.
 
     python -m benchmarks.classifier            # real data 5-fold + demo corpus 20k/5k
     python -m benchmarks.classifier --small    # CI-sized (< 1 minute on an idle 2-core machine)
-    python -m benchmarks.classifier --scale 200000   # training time and peak memory only
+    python -m benchmarks.classifier --scale 200000 --scale-only   # training time, CPU, peak memory
+    python -m benchmarks.classifier --scale 50000 --scale-only --params '{"nb_weighting": false}'
 
 Hyperparameters of every model are fixed before the run (ours: the library defaults, chosen by
 3-fold CV inside the training part of the first outer fold; baseline and fastText: their usual
@@ -230,8 +231,8 @@ def pick_models(only: set[str] | None, nb_variant: bool = False) -> list[Callabl
     if fasttext_available():
         makers.append(("fasttext", FastText))
     makers.append(("ours", Ours))
-    if nb_variant:
-        makers.append(("ours-nb", lambda: Ours(nb_weighting=True)))
+    if nb_variant:  # the library default uses NB weighting; show what it adds
+        makers.append(("ours-no-nb", lambda: Ours(nb_weighting=False)))
     return [make for key, make in makers if only is None or key in only]
 
 
@@ -354,7 +355,12 @@ def demo_corpus(
     return results
 
 
-def scale_child(n: int) -> None:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def scale_child(n: int, params: dict[str, Any]) -> None:
     """Run in a subprocess so that its peak memory is its own."""
     from classifier import HotlineClassifier
     from fixtures.generator import USER_DICT_PATH, generate_appeals
@@ -366,32 +372,52 @@ def scale_child(n: int) -> None:
     labels = [r["category_path"] for r in rows]
     depts = [r["department_code"] for r in rows]
     del rows
+    params = {"n_jobs": -1, **params}
+    model = HotlineClassifier(user_dict=str(USER_DICT_PATH), random_state=0, **params)
+    stages: dict[str, tuple[float, float]] = {}
     start = time.perf_counter()
-    cpu0 = time.process_time()
-    model = HotlineClassifier(user_dict=str(USER_DICT_PATH), n_jobs=-1, random_state=0)
-    stages: dict[str, float] = {}
-    model.fit(
-        texts,
-        labels,
-        depts,
-        progress=lambda s, f: stages.setdefault(s, time.perf_counter() - start),
-    )
+    cpu0, children0 = time.process_time(), _children_cpu()
+
+    def progress(stage: str, fraction: float) -> None:
+        if stage not in stages:
+            cpu = time.process_time() - cpu0 + _children_cpu() - children0
+            stages[stage] = (round(time.perf_counter() - start, 1), round(cpu, 1))
+
+    model.fit(texts, labels, depts, progress=progress)
+    train_s = time.perf_counter() - start
+    try:  # let the feature worker processes exit, so that their CPU time is counted
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
+    except Exception:  # the CPU figure is only less complete without it
+        pass
     result = {
         "rows": n,
         "classes": len(model.classes_),
+        "features": model.features_.n_features,
+        "params": params,
         "generate_s": gen_s,
-        "train_s": time.perf_counter() - start,
-        "train_cpu_s_main_process": time.process_time() - cpu0,
-        "stage_start_s": stages,
+        "train_s": train_s,
+        "train_cpu_s": time.process_time() - cpu0 + _children_cpu() - children0,
+        "stage_start_wall_cpu_s": stages,
+        "load_average": os.getloadavg(),
         "peak_rss_mb_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_rss_mb_workers": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
     print(json.dumps(result))
 
 
-def scale(n: int) -> dict[str, Any]:
+def scale(n: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.classifier", "--scale-child", str(n)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.classifier",
+            "--scale-child",
+            str(n),
+            "--params",
+            json.dumps(params or {}),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -400,8 +426,10 @@ def scale(n: int) -> dict[str, Any]:
         raise SystemExit(f"scale run failed: {proc.stderr.strip().splitlines()[-1:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     print(
-        f"scale: {result['rows']} appeals x {result['classes']} classes: train "
-        f"{result['train_s']:.0f}s wall, peak RSS {result['peak_rss_mb_self']:.0f} MB "
+        f"scale: {result['rows']} appeals x {result['classes']} classes, "
+        f"{result['features']} features: train {result['train_s']:.0f}s wall, "
+        f"{result['train_cpu_s']:.0f}s CPU (all cores, feature workers included; "
+        f"load {result['load_average'][0]:.1f}), peak RSS {result['peak_rss_mb_self']:.0f} MB "
         f"(feature workers {result['peak_rss_mb_workers']:.0f} MB)"
     )
     return result
@@ -442,12 +470,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-demo", action="store_true", help="leave out the demo corpus")
     parser.add_argument("--json", type=Path, help="write all results to this file")
     parser.add_argument(
-        "--models", help="comma-separated subset of baseline,fasttext,ours,ours-nb (default all)"
+        "--models", help="comma-separated subset of baseline,fasttext,ours,ours-no-nb (default all)"
+    )
+    parser.add_argument(
+        "--params", default="{}", help="JSON of HotlineClassifier parameters for --scale"
     )
     parser.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.scale_child:
-        scale_child(args.scale_child)
+        scale_child(args.scale_child, json.loads(args.params))
         return
     only = set(args.models.split(",")) if args.models else None
     out: dict[str, Any] = {
@@ -470,7 +501,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"demo corpus: {n_train} train / {n_test} test appeals, leaf categories:")
             out["demo"] = demo_corpus(n_train, n_test, n_lat, only)
     if args.scale:
-        out["scale"] = scale(args.scale)
+        out["scale"] = scale(args.scale, json.loads(args.params))
     if args.json:
         args.json.write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")
 

@@ -30,7 +30,7 @@ __all__ = [
     "save_model",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: numpy feature space (`features_`) and bitmap node look-ups
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 # Versions that must match exactly to load a pickle safely; the others are recorded only.

@@ -57,7 +57,18 @@ _FILLERS = re.compile(
     rf"|{_CLAUSE_START}(?:啊+|哦+|额+|那个|就是说|然后呢|这个这个)[,，、\s]*)"
 )
 _FILLER_HINT = frozenset("嗯呃啊哦额那就然这")
-_DIGIT_RUN = re.compile(r"\d{3}")
+# Every masked number holds seven digits in a row, with at most one space or hyphen between two.
+_LONG_NUMBER = re.compile(r"\d(?:[ \-]?\d){6}")
+# Full-width ASCII and the ideographic space, mapped as NFKC maps them: a cheap first pass that
+# leaves most appeals NFKC-normalised already, so the costly `unicodedata.normalize` is skipped.
+_FULL_WIDTH_RUN = re.compile("[\uff01-\uff5e\u3000]+")
+_FULL_WIDTH = {0x3000: " ", **{c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}}
+
+
+def _half_width(match: re.Match[str]) -> str:
+    return match.group().translate(_FULL_WIDTH)
+
+
 _REPEATED_PUNCT = re.compile(r"([,.!?;:、。，！？；：])[,.!?;:、。，！？；：\s]+")
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
@@ -78,6 +89,7 @@ def normalize(text: str, *, remove_fillers: bool = True) -> str:
     """Full-width to half-width (NFKC), lower-case ASCII, drop fillers, tidy whitespace."""
     text = text or ""
     # The guards skip work that most appeals do not need; they change no result.
+    text = _FULL_WIDTH_RUN.sub(_half_width, text)
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
     text = text.lower()
@@ -97,7 +109,7 @@ def mask_personal_data(text: str) -> str:
     """
     if "@" in text:
         text = _EMAIL.sub(f" {MASK_TOKENS['email']} ", text)
-    if not _DIGIT_RUN.search(text):  # every masked number has three digits in a row
+    if not _LONG_NUMBER.search(text):
         return text.strip()
     text = _ID_CARD.sub(f" {MASK_TOKENS['id_card']} ", text)
     text = _BANK_CARD.sub(f" {MASK_TOKENS['bank_card']} ", text)
