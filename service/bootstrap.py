@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -40,9 +41,15 @@ def seed_demo_accounts(database: Database, settings: Settings) -> list[str]:
 
 
 def ensure_demo_model(settings: Settings) -> bool:
-    """Train the demo model from a seeded fixtures corpus unless a model is there already."""
+    """Train the demo model from a seeded fixtures corpus unless a model is there already.
+
+    In development a model of an older artifact format (left by an earlier release) is replaced
+    too; elsewhere it is left alone and `/readyz` reports it, since it may be the city's own.
+    """
     if (settings.model_dir / "model.joblib").is_file():
-        return False
+        if not _outdated_format(settings.model_dir) or settings.environment != "development":
+            return False
+        log.warning("the model in %s has an outdated format: retraining", settings.model_dir)
     from fixtures.generator import write_corpus
     from training.workflow import train_model
 
@@ -60,6 +67,16 @@ def ensure_demo_model(settings: Settings) -> bool:
     )
     log.info("demo model trained: %s", result)
     return True
+
+
+def _outdated_format(model_dir: Path) -> bool:
+    from classifier.artifact import FORMAT_VERSION, load_metadata
+    from classifier.errors import ClassifierError
+
+    try:
+        return load_metadata(model_dir).get("format_version") != FORMAT_VERSION
+    except (ClassifierError, OSError, ValueError):
+        return True
 
 
 def register_model_dir(database: Database, settings: Settings, *, source: str) -> str | None:
@@ -85,4 +102,17 @@ def prepare(settings: Settings, database: Database) -> None:
     if settings.seed_demo:
         seed_demo_accounts(database, settings)
     trained = ensure_demo_model(settings)
+    if trained:
+        _retire_unloadable_active(database)
     register_model_dir(database, settings, source="demo" if trained else "model_dir")
+
+
+def _retire_unloadable_active(database: Database) -> None:
+    """A freshly trained demo model replaces an active version this release cannot load."""
+    from training.registry import get_active
+
+    with database.session() as db_session:
+        active = get_active(db_session=db_session)
+        if active is not None and _outdated_format(Path(active.path)):
+            log.warning("model version %s has an outdated format: retired", active.version)
+            active.status = "retired"
