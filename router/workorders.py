@@ -188,6 +188,21 @@ def events(*, db_session: Session, work_order: WorkOrder) -> list[WorkOrderEvent
     )
 
 
+def store_route(work_order: WorkOrder, decision: RouteDecision, model_version: str | None) -> None:
+    """Copy a routing decision onto the order (category, departments, place, priority and the
+    suggestion as the agent will see it), without acting on it."""
+    work_order.category_code = decision.category_code
+    work_order.department_code = decision.department_code
+    work_order.assisting_department_codes = list(decision.assisting_department_codes)
+    work_order.district_code = decision.district_code
+    work_order.street_code = decision.street_code
+    work_order.priority = decision.priority
+    work_order.confidence = decision.confidence
+    work_order.routing_source = decision.department_source
+    work_order.suggestion = decision.to_dict()
+    work_order.model_version = model_version
+
+
 def apply_route(
     *,
     db_session: Session,
@@ -200,16 +215,7 @@ def apply_route(
 ) -> WorkOrderEvent:
     """Store the routing decision on a `received` order, then dispatch it or send it to review."""
     at = now or utcnow()
-    work_order.category_code = decision.category_code
-    work_order.department_code = decision.department_code
-    work_order.assisting_department_codes = list(decision.assisting_department_codes)
-    work_order.district_code = decision.district_code
-    work_order.street_code = decision.street_code
-    work_order.priority = decision.priority
-    work_order.confidence = decision.confidence
-    work_order.routing_source = decision.department_source
-    work_order.suggestion = decision.to_dict()
-    work_order.model_version = model_version
+    store_route(work_order, decision, model_version)
     if decision.auto_dispatch:
         event = act(
             db_session=db_session,

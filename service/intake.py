@@ -193,21 +193,6 @@ def warm_duplicate_index(database: Database, settings: Settings) -> int:
     return detector_for(database, settings).warm_up(database)
 
 
-def _store_route(work_order: WorkOrder, decision: RouteDecision, version: str | None) -> None:
-    """Keep the classifier's suggestion on an order that is merged instead of routed (so that
-    an unmerge finds it ready for review)."""
-    work_order.category_code = decision.category_code
-    work_order.department_code = decision.department_code
-    work_order.assisting_department_codes = list(decision.assisting_department_codes)
-    work_order.district_code = decision.district_code
-    work_order.street_code = decision.street_code
-    work_order.priority = decision.priority
-    work_order.confidence = decision.confidence
-    work_order.routing_source = decision.department_source
-    work_order.suggestion = decision.to_dict()
-    work_order.model_version = version
-
-
 def check_duplicates(
     *,
     db_session: Session,
@@ -246,7 +231,8 @@ def triage(
         address=appeal.address,
         policy=RoutingPolicy(auto_dispatch_threshold=settings.auto_dispatch_threshold),
     )
-    _store_route(work_order, decision, version)
+    # Kept on a merged order, so that an unmerge finds it ready for review.
+    workorders.store_route(work_order, decision, version)
     check = check_duplicates(
         db_session=db_session, work_order=work_order, settings=settings, database=database
     )
