@@ -131,7 +131,7 @@ class Settings(BaseSettings):
         if self.model_dir == Path(""):
             self.model_dir = self.var_dir / "models"
         if self.model_versions_dir == Path(""):
-            self.model_versions_dir = self.var_dir / "models" / "versions"
+            self.model_versions_dir = self.var_dir / "model-versions"
         if not self.delivery_amqp_url and self.uses_rabbitmq:
             self.delivery_amqp_url = self.broker_url
         if not self.phone_queue_url and self.uses_rabbitmq:

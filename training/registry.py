@@ -269,7 +269,11 @@ def register(
     if move:
         shutil.move(str(artifact_dir), str(target))
     else:
-        shutil.copytree(artifact_dir, target)
+        # The artifact's files only: `versions_dir` may well live inside `artifact_dir`.
+        target.mkdir()
+        for item in Path(artifact_dir).iterdir():
+            if item.is_file():
+                shutil.copy2(item, target / item.name)
     clean_provenance = _finite(dict(provenance or {}))
     _write_registry_metadata(
         target,

@@ -266,6 +266,26 @@ def test_model_dir_is_adopted_as_the_first_active_version_once(
     assert (trained["clean"] / "model.joblib").is_file()  # copied, not moved
 
 
+def test_a_versions_dir_inside_the_model_dir_copies_only_the_artifact(
+    database: Database, trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """`make run` keeps versions under the model directory's parent; a versions directory
+    inside the adopted directory must not be copied into itself."""
+    import shutil
+
+    model_dir = tmp_path / "models"
+    shutil.copytree(trained["clean"], model_dir)
+    with database.session() as db_session:
+        row = registry.adopt_model_dir(
+            db_session=db_session, model_dir=model_dir, versions_dir=model_dir / "versions"
+        )
+        assert row is not None
+    copied = model_dir / "versions" / row.version
+    assert sorted(p.name for p in copied.iterdir()) == sorted(
+        p.name for p in trained["clean"].iterdir() if p.is_file()
+    )
+
+
 def test_runtime_serves_the_version_activated_by_another_process(
     database_url: str, trained: dict[str, Path], tmp_path: Path
 ) -> None:
