@@ -20,6 +20,20 @@ def run_fails(argv, capsys) -> str:
     return err
 
 
+def train_argv(data, out, text_column="text", label_column="label") -> list[str]:
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--text-column",
+        text_column,
+        "--label-column",
+        label_column,
+        "--out",
+        str(out),
+    ]
+
+
 def test_train_writes_model_and_metadata_with_metrics(trained_model):
     meta = json.loads((trained_model / "metadata.json").read_text(encoding="utf-8"))
     assert (trained_model / "model.joblib").is_file()
@@ -156,40 +170,14 @@ def test_missing_column_fails_with_one_line(demo_files, tmp_path, capsys):
 def test_empty_dataset_fails_with_one_line(tmp_path, capsys):
     data = tmp_path / "empty.csv"
     data.write_text("text,label\n", encoding="utf-8")
-    err = run_fails(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--text-column",
-            "text",
-            "--label-column",
-            "label",
-            "--out",
-            str(tmp_path / "m"),
-        ],
-        capsys,
-    )
+    err = run_fails(train_argv(data, tmp_path / "m"), capsys)
     assert "empty" in err
 
 
 def test_single_class_fails_with_one_line(tmp_path, capsys):
     data = tmp_path / "one.csv"
     data.write_text("text,label\n小区停水,城乡建设\n物业收费,城乡建设\n", encoding="utf-8")
-    err = run_fails(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--text-column",
-            "text",
-            "--label-column",
-            "label",
-            "--out",
-            str(tmp_path / "m"),
-        ],
-        capsys,
-    )
+    err = run_fails(train_argv(data, tmp_path / "m"), capsys)
     assert "single" in err
 
 
