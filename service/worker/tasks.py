@@ -71,24 +71,30 @@ def probe(db_session: Session, *, probe_id: str) -> None:
     diagnostics.execute_probe(db_session=db_session, probe_id=probe_id)
 
 
-@hotline_task("dispatch.deliver", max_retries=8)
-def deliver_work_order(db_session: Session, *, delivery_id: int) -> str | None:
-    """Deliver one dispatched work order to one department over one channel, once."""
+def _delivery_options() -> dict[str, Any]:
+    """What every delivery needs from this worker: its publisher and HTTP client, the signing key,
+    and which attempt this is."""
     from celery import current_task
-
-    from service.delivery import service as delivery_service
 
     settings = get_settings()
     request = current_task.request if current_task else None
+    return {
+        "publisher": department_publisher(),
+        "http_client": http_client(),
+        "signing_key": settings.secret_key.get_secret_value(),
+        "attempt": (request.retries if request else 0) + 1,
+        "max_attempts": DELIVERY_ATTEMPTS,
+        "webhook_timeout": settings.webhook_timeout,
+    }
+
+
+@hotline_task("dispatch.deliver", max_retries=8)
+def deliver_work_order(db_session: Session, *, delivery_id: int) -> str | None:
+    """Deliver one dispatched work order to one department over one channel, once."""
+    from service.delivery import service as delivery_service
+
     row = delivery_service.deliver(
-        db_session=db_session,
-        delivery_id=delivery_id,
-        publisher=department_publisher(),
-        http_client=http_client(),
-        signing_key=settings.secret_key.get_secret_value(),
-        attempt=(request.retries if request else 0) + 1,
-        max_attempts=DELIVERY_ATTEMPTS,
-        webhook_timeout=settings.webhook_timeout,
+        db_session=db_session, delivery_id=delivery_id, **_delivery_options()
     )
     return None if row is None else row.status
 
@@ -96,21 +102,10 @@ def deliver_work_order(db_session: Session, *, delivery_id: int) -> str | None:
 @hotline_task("dispatch.deliver_batch", max_retries=8)
 def deliver_work_orders(db_session: Session, *, delivery_ids: list[int]) -> dict[str, int]:
     """Deliver the RabbitMQ deliveries of one dispatch over one confirmed channel, once each."""
-    from celery import current_task
-
     from service.delivery import service as delivery_service
 
-    settings = get_settings()
-    request = current_task.request if current_task else None
     rows = delivery_service.deliver_many(
-        db_session=db_session,
-        delivery_ids=delivery_ids,
-        publisher=department_publisher(),
-        http_client=http_client(),
-        signing_key=settings.secret_key.get_secret_value(),
-        attempt=(request.retries if request else 0) + 1,
-        max_attempts=DELIVERY_ATTEMPTS,
-        webhook_timeout=settings.webhook_timeout,
+        db_session=db_session, delivery_ids=delivery_ids, **_delivery_options()
     )
     statuses: dict[str, int] = {}
     for row in rows:
