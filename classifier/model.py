@@ -199,6 +199,13 @@ class _LinearNode:
         return np.where(known, X.data[start:end] * self.weights[pos, column], 0.0)
 
 
+def _svc(C: float, class_weight: str | None, seed: int) -> LinearSVC:
+    """liblinear's dual coordinate descent, whatever the shape: on sparse text it is 2-3x faster
+    than the primal Newton solver that `dual="auto"` picks once a node has more rows than features
+    (the root and department models past about 100,000 appeals), for the same objective."""
+    return LinearSVC(C=C, class_weight=class_weight, dual=True, random_state=seed, max_iter=2000)
+
+
 def _fit_linear(
     X: sp.csr_matrix,
     y: Sequence[str],
@@ -239,7 +246,7 @@ def _fit_linear(
                 r = np.log((p / p.sum()) / (q / q.sum()))
                 # X scaled column-wise by r, built directly in liblinear's float64
                 Xr = sp.csr_matrix((X.data * r[X.indices], X.indices, X.indptr), shape=X.shape)
-                svc = LinearSVC(C=C, class_weight=class_weight, random_state=seed, max_iter=2000)
+                svc = _svc(C, class_weight, seed)
                 svc.fit(Xr, mask.astype(np.int8))
                 del Xr
                 coefs.append(svc.coef_[0] * r)
@@ -248,7 +255,7 @@ def _fit_linear(
             intercept = np.asarray(intercepts, dtype=np.float64)
             class_names = classes
         else:
-            svc = LinearSVC(C=C, class_weight=class_weight, random_state=seed, max_iter=2000)
+            svc = _svc(C, class_weight, seed)
             svc.fit(X, labels)
             coef = np.asarray(svc.coef_, dtype=np.float32)
             intercept = np.asarray(svc.intercept_, dtype=np.float64)
