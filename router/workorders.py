@@ -51,8 +51,14 @@ def work_order_number(received_at: datetime, appeal_id: int) -> str:
 
 
 def _record(db_session: Session, work_order: WorkOrder, event: workflow.Event) -> WorkOrderEvent:
-    row = WorkOrderEvent(
-        work_order_id=work_order.id,
+    row = _event_row(event)
+    row.work_order_id = work_order.id
+    db_session.add(row)
+    return row
+
+
+def _event_row(event: workflow.Event) -> WorkOrderEvent:
+    return WorkOrderEvent(
         at=event.at,
         actor=event.actor,
         role=event.role.value,
@@ -62,8 +68,6 @@ def _record(db_session: Session, work_order: WorkOrder, event: workflow.Event) -
         reason=event.reason,
         data=dict(event.data),
     )
-    db_session.add(row)
-    return row
 
 
 def find_by_idempotency_key(*, db_session: Session, key: str) -> WorkOrder | None:
@@ -94,31 +98,35 @@ def receive_appeal(
             return existing, False
     at = now or utcnow()
     event = workflow.receive_event(actor=actor, role=role, at=at, data={"channel": appeal.channel})
-    try:
-        with db_session.begin_nested():
-            row = Appeal(
-                channel=appeal.channel,
-                title=appeal.title,
-                text=appeal.text,
-                appeal_type=appeal.appeal_type,
-                caller_phone=appeal.caller_phone,
-                caller_name=appeal.caller_name,
-                address=appeal.address,
-                latitude=appeal.latitude,
-                longitude=appeal.longitude,
-                attachments=list(appeal.attachments),
-                idempotency_key=appeal.idempotency_key,
-                external_id=appeal.external_id,
-                received_at=at,
-            )
-            db_session.add(row)
-            db_session.flush()
-    except IntegrityError:
-        if appeal.idempotency_key:
+    row = Appeal(
+        channel=appeal.channel,
+        title=appeal.title,
+        text=appeal.text,
+        appeal_type=appeal.appeal_type,
+        caller_phone=appeal.caller_phone,
+        caller_name=appeal.caller_name,
+        address=appeal.address,
+        latitude=appeal.latitude,
+        longitude=appeal.longitude,
+        attachments=list(appeal.attachments),
+        idempotency_key=appeal.idempotency_key,
+        external_id=appeal.external_id,
+        received_at=at,
+    )
+    if not appeal.idempotency_key:
+        # Nothing to race on: no savepoint (two round trips per appeal).
+        db_session.add(row)
+        db_session.flush()
+    else:
+        try:
+            with db_session.begin_nested():
+                db_session.add(row)
+                db_session.flush()
+        except IntegrityError:
             existing = find_by_idempotency_key(db_session=db_session, key=appeal.idempotency_key)
             if existing is not None:
                 return existing, False
-        raise
+            raise
     order = WorkOrder(
         number=work_order_number(at, row.id),
         appeal_id=row.id,
@@ -126,9 +134,9 @@ def receive_appeal(
         created_at=at,
         updated_at=at,
     )
+    # The event goes in through the relationship: one flush writes the order and its event.
+    order.events.append(_event_row(event))
     db_session.add(order)
-    db_session.flush()
-    _record(db_session, order, event)
     db_session.flush()
     return order, True
 
@@ -165,6 +173,32 @@ def act(
     now: datetime | None = None,
 ) -> WorkOrderEvent:
     """Apply one lifecycle action: check it, change the state, append the event."""
+    row = _act_unflushed(
+        db_session=db_session,
+        work_order=work_order,
+        action=action,
+        actor=actor,
+        role=role,
+        reason=reason,
+        data=data,
+        now=now,
+    )
+    db_session.flush()
+    return row
+
+
+def _act_unflushed(
+    *,
+    db_session: Session,
+    work_order: WorkOrder,
+    action: str,
+    actor: str,
+    role: str,
+    reason: str = "",
+    data: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> WorkOrderEvent:
+    """`act` without the flush, for callers that change the order further first."""
     at = now or utcnow()
     event = workflow.perform(
         work_order.state, action, actor=actor, role=role, at=at, reason=reason, data=data
@@ -173,9 +207,7 @@ def act(
     work_order.updated_at = at
     if event.action is workflow.Action.ESCALATE:
         work_order.escalated = True
-    row = _record(db_session, work_order, event)
-    db_session.flush()
-    return row
+    return _record(db_session, work_order, event)
 
 
 def events(*, db_session: Session, work_order: WorkOrder) -> list[WorkOrderEvent]:
@@ -217,7 +249,8 @@ def apply_route(
     at = now or utcnow()
     store_route(work_order, decision, model_version)
     if decision.auto_dispatch:
-        event = act(
+        # One flush for the state, the event and the deadlines.
+        event = _act_unflushed(
             db_session=db_session,
             work_order=work_order,
             action="triage_auto",
@@ -238,6 +271,7 @@ def apply_route(
             policy=policy,
             now=at,
         )
+        db_session.flush()
         return event
     return act(
         db_session=db_session,

@@ -13,13 +13,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
 AfterCommit = Callable[[list[int]], None]
+"""Called with the ids of the outbox rows a transaction committed."""
+PublishCommitted = Callable[[list[tuple[int, str, dict[str, Any]]]], None]
+"""Called with the (id, task, kwargs) of the outbox rows a transaction committed."""
 
 
 def import_models() -> None:
@@ -57,17 +60,28 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Pre-ping costs a round trip per checkout, but without it the first request after a
+    # PostgreSQL restart fails with a 500 in every process; pool_recycle retires idle connections.
+    return create_engine(
+        url, echo=echo, pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=20
+    )
 
 
 class Database:
     """An engine plus a session factory; `session()` is the unit of work."""
 
-    def __init__(self, url: str, *, after_commit: AfterCommit | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        after_commit: AfterCommit | None = None,
+        publish_committed: PublishCommitted | None = None,
+    ) -> None:
         self.url = url
         self.engine = create_db_engine(url)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.after_commit = after_commit
+        self.publish_committed = publish_committed
 
     @property
     def is_sqlite(self) -> bool:
@@ -85,12 +99,22 @@ class Database:
             raise
         finally:
             pending = list(session.info.pop("outbox_ids", []))
+            # A message rolled back with a savepoint lost its identity: it is not published.
+            messages = [
+                (message.id, message.task, message.kwargs)
+                for message in session.info.pop("outbox_messages", [])
+                if inspect(message).has_identity
+            ]
             session.close()
-        if pending and self.after_commit is not None:
-            try:
+        if not pending:
+            return
+        try:
+            if self.publish_committed is not None:
+                self.publish_committed(messages)
+            elif self.after_commit is not None:
                 self.after_commit(pending)
-            except Exception:  # the relay publishes what is left; never fail a committed request
-                log.warning("outbox: immediate publish failed; the relay will retry", exc_info=True)
+        except Exception:  # the relay publishes what is left; never fail a committed request
+            log.warning("outbox: immediate publish failed; the relay will retry", exc_info=True)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

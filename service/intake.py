@@ -24,12 +24,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from classifier.errors import ClassifierError
 from router import merges, workorders
 from router.catalogue import default_catalogue
-from router.duplicates import Action, DuplicateCheck, DuplicateConfig, DuplicateIndex
+from router.duplicates import (
+    Action,
+    AppealRecord,
+    DuplicateCheck,
+    DuplicateConfig,
+    DuplicateIndex,
+)
+from router.merges import DuplicateCandidate
 from router.models import Appeal, WorkOrder
 from router.orm import utcnow
 from router.routing import RouteDecision, RoutingPolicy
@@ -94,9 +101,14 @@ class DuplicateDetector:
         self._seen: dict[int, datetime] = {}
         self._pruned_at: datetime | None = None
 
-    def check(self, *, db_session: Session, work_order: WorkOrder) -> DuplicateCheck:
-        """Check `work_order` (its appeal already committed) and add it to the index."""
-        record = merges.record_of(work_order, default_catalogue())
+    def check(
+        self, *, db_session: Session, work_order: WorkOrder, record: AppealRecord | None = None
+    ) -> DuplicateCheck:
+        """Check `work_order` (its appeal already committed) and add it to the index.
+
+        `record` is the order's :func:`merges.record_of`, when the caller has it already."""
+        if record is None:
+            record = merges.record_of(work_order, default_catalogue())
         work_order.site = record.site or ""  # so that other processes need no gazetteer
         with self._lock:
             now = utcnow()
@@ -201,17 +213,35 @@ def check_duplicates(
     database: Database | None = None,
 ) -> DuplicateCheck | None:
     """Check a new order against the recent ones and store the candidates; None on failure."""
+    outcome = _check_duplicates(
+        db_session=db_session, work_order=work_order, settings=settings, database=database
+    )
+    return None if outcome is None else outcome[0]
+
+
+def _check_duplicates(
+    *,
+    db_session: Session,
+    work_order: WorkOrder,
+    settings: Settings,
+    database: Database | None = None,
+) -> tuple[DuplicateCheck, list[DuplicateCandidate]] | None:
+    """`check_duplicates`, also returning the stored candidate rows."""
     from service.runtime import get_database
 
     try:
         detector = detector_for(database or get_database(), settings)
+        # The site is set before the savepoint, so that the routing fields and the site go out
+        # in one UPDATE.
+        record = merges.record_of(work_order, default_catalogue())
+        work_order.site = record.site or ""
         with db_session.begin_nested():
-            check = detector.check(db_session=db_session, work_order=work_order)
-            merges.store_check(db_session=db_session, work_order=work_order, check=check)
+            check = detector.check(db_session=db_session, work_order=work_order, record=record)
+            rows = merges.store_check(db_session=db_session, work_order=work_order, check=check)
     except Exception:  # duplicate detection is advice: it must never block an appeal
         log.exception("duplicate check failed for work order %s", work_order.number)
         return None
-    return check
+    return check, rows
 
 
 def triage(
@@ -223,6 +253,19 @@ def triage(
 ) -> RouteDecision:
     """Classify one `received` order, check it for duplicates, then merge or route it (the
     caller owns the transaction)."""
+    return _triage(
+        db_session=db_session, work_order=work_order, settings=settings, database=database
+    )[0]
+
+
+def _triage(
+    *,
+    db_session: Session,
+    work_order: WorkOrder,
+    settings: Settings,
+    database: Database | None = None,
+) -> tuple[RouteDecision, list[DuplicateCandidate] | None]:
+    """`triage`, also returning the stored duplicate candidates (None when the check failed)."""
     appeal = work_order.appeal
     decision, version = classification.suggest(
         model_dir=settings.model_dir,
@@ -233,14 +276,15 @@ def triage(
     )
     # Kept on a merged order, so that an unmerge finds it ready for review.
     workorders.store_route(work_order, decision, version)
-    check = check_duplicates(
+    outcome = _check_duplicates(
         db_session=db_session, work_order=work_order, settings=settings, database=database
     )
+    check, rows = outcome if outcome is not None else (None, None)
     if check is not None and _auto_merge(db_session, work_order, check):
-        return decision
+        return decision, rows
     if check is not None and check.action is Action.AUTO_MERGE:
         # Not merged after all (the master is closed, say): the agent decides.
-        for candidate, _ in merges.candidates_of(db_session=db_session, work_order=work_order):
+        for candidate in rows or ():
             if candidate.action == Action.AUTO_MERGE.value:
                 candidate.action = Action.SUGGEST.value
     workorders.apply_route(
@@ -248,7 +292,7 @@ def triage(
     )
     if work_order.state == "dispatched":
         record_deliveries(db_session=db_session, work_order=work_order, settings=settings)
-    return decision
+    return decision, rows
 
 
 def _auto_merge(db_session: Session, work_order: WorkOrder, check: DuplicateCheck) -> bool:
@@ -294,13 +338,20 @@ def submit(
     action, master_number = "none", None
     try:
         with database.session() as db_session:
-            order = db_session.get_one(WorkOrder, order_id, with_for_update={"key_share": True})
+            # The order (locked) and its appeal in one statement.
+            order = db_session.execute(
+                select(WorkOrder)
+                .options(joinedload(WorkOrder.appeal, innerjoin=True))
+                .where(WorkOrder.id == order_id)
+                .with_for_update(key_share=True, of=WorkOrder)
+            ).scalar_one()
+            rows = None
             if order.state == "received":
-                decision = triage(
+                decision, rows = _triage(
                     db_session=db_session, work_order=order, settings=settings, database=database
                 )
             number, state = order.number, order.state
-            action, master_number = _duplicate_outcome(db_session, order)
+            action, master_number = _duplicate_outcome(db_session, order, rows)
     except ClassifierError as exc:
         log.warning("appeal stored as %s but not routed yet: %s", order_id, exc)
         with database.session() as db_session:
@@ -317,12 +368,19 @@ def submit(
     )
 
 
-def _duplicate_outcome(db_session: Session, order: WorkOrder) -> tuple[str, str | None]:
+def _duplicate_outcome(
+    db_session: Session, order: WorkOrder, rows: list[DuplicateCandidate] | None = None
+) -> tuple[str, str | None]:
+    """The duplicate action taken on `order`; `rows` are the candidates this transaction stored
+    (read from the database when not given)."""
     if order.state == "merged" and order.master_id is not None:
         return "auto_merge", db_session.get_one(WorkOrder, order.master_id).number
-    stored = merges.candidates_of(db_session=db_session, work_order=order)
-    if stored and stored[0][0].action != "none":
-        return stored[0][0].action, None
+    if rows is None:
+        stored = [c for c, _ in merges.candidates_of(db_session=db_session, work_order=order)]
+    else:  # the order of candidates_of: best score first
+        stored = sorted(rows, key=lambda c: (-c.score, c.id))
+    if stored and stored[0].action != "none":
+        return stored[0].action, None
     return "none", None
 
 

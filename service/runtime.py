@@ -33,9 +33,15 @@ def publish_outbox(ids: list[int]) -> None:
         outbox.publish(session, send_task, ids=ids)
 
 
+def publish_committed(messages: list[tuple[int, str, dict[str, Any]]]) -> None:
+    from service import outbox
+
+    outbox.publish_committed(get_database().engine, send_task, messages)
+
+
 @lru_cache(maxsize=1)
 def get_database() -> Database:
-    return Database(get_settings().database_url, after_commit=publish_outbox)
+    return Database(get_settings().database_url, publish_committed=publish_committed)
 
 
 _clients: dict[str, Any] = {}
