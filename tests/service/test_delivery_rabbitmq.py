@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -45,6 +44,7 @@ from service.delivery.rabbitmq import (
     routing_key,
 )
 from service.dispatching import record_deliveries
+from tests.support import drain, queue_length, wait_for
 
 # --- names and topology, without a broker ---------------------------------------------------
 
@@ -131,36 +131,6 @@ def topology(amqp_url: str) -> Iterator[Topology]:
     channel.exchange_delete(names.exchange)
     channel.exchange_delete(names.dead_letter_exchange)
     connection.close()
-
-
-def drain(url: str, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
-    """Take every message off a queue (acking it)."""
-    connection = pika.BlockingConnection(connection_parameters(url))
-    channel = connection.channel()
-    messages = []
-    while True:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            break
-        messages.append((properties, body))
-    connection.close()
-    return messages
-
-
-def queue_length(url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(connection_parameters(url))
-    count = connection.channel().queue_declare(queue, passive=True).method.message_count
-    connection.close()
-    return int(count)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 8.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class BrokerProxy:

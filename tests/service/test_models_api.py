@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from router.models import WorkOrder
 from service import runtime
 from service.auth.models import AuditEntry
 from service.config import get_settings
+from tests.support import wait_for
 from training import registry
 
 Login = Callable[[str], dict[str, str]]
@@ -148,16 +148,6 @@ def test_training_request_is_queued_once(client: TestClient, login: Login) -> No
 # -- end to end: a real worker trains, the API serves the new version -----------------------------
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 120.0, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
-
-
 @pytest.fixture
 def training_worker(
     client: TestClient,
@@ -226,7 +216,7 @@ def test_worker_trains_and_the_api_serves_the_promoted_version(
         job = client.get(f"/api/v1/models/jobs/{job_id}", headers=headers).json()
         return job if job["status"] in ("succeeded", "failed") else None
 
-    job = wait_for(finished)
+    job = wait_for(finished, timeout=120, interval=0.5)
     assert job is not None, training_worker.read_text()[-3000:]
     assert job["status"] == "succeeded", job["message"]
     assert (job["progress"], job["promoted"]) == (1.0, True)  # nothing was active before

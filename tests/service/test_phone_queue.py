@@ -35,6 +35,7 @@ from service.config import ConfigurationError
 from service.db import Database
 from service.delivery.rabbitmq import connection_parameters
 from service.delivery.service import list_dead_letters
+from tests.support import drain, queue_length, wait_for
 
 TRANSCRIPT = {
     "call_id": "C-0001",
@@ -158,35 +159,6 @@ def publish(url: str, queue: str, body: bytes, **properties: Any) -> None:
         "", queue, body, pika.BasicProperties(delivery_mode=2, **properties), mandatory=True
     )
     connection.close()
-
-
-def queue_length(url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(connection_parameters(url))
-    count = connection.channel().queue_declare(queue, passive=True).method.message_count
-    connection.close()
-    return int(count)
-
-
-def drain(url: str, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
-    connection = pika.BlockingConnection(connection_parameters(url))
-    channel = connection.channel()
-    messages = []
-    while True:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            break
-        messages.append((properties, body))
-    connection.close()
-    return messages
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 8.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class Consumer:

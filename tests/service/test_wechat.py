@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from xml.etree.ElementTree import fromstring
 
@@ -100,7 +101,7 @@ def test_endpoint_is_absent_without_a_token(
 
 
 def test_text_message_becomes_an_appeal_and_the_reply_names_the_work_order(
-    wechat: TestClient,
+    wechat: TestClient, login: Callable[[str], dict[str, str]]
 ) -> None:
     reply = reply_of(post(wechat, text_message()))
     assert reply["MsgType"] == "text"
@@ -120,16 +121,9 @@ def test_text_message_becomes_an_appeal_and_the_reply_names_the_work_order(
         ).one()
         assert (sender.open_id, sender.account) == (OPENID, ACCOUNT)
     assert (
-        wechat.get(f"/api/v1/work-orders/{number}", headers=_agent(wechat)).json()["channel"]
+        wechat.get(f"/api/v1/work-orders/{number}", headers=login("agent")).json()["channel"]
         == "wechat"
     )
-
-
-def _agent(client: TestClient) -> dict[str, str]:
-    from tests.service.conftest import DEMO_PASSWORD
-
-    token = client.post("/api/v1/auth/token", data={"username": "agent", "password": DEMO_PASSWORD})
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
 def test_a_wechat_retry_of_the_same_message_returns_the_same_work_order(wechat: TestClient) -> None:

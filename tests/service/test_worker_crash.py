@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pika
@@ -35,19 +35,11 @@ from service.delivery.rabbitmq import (
     consume_department,
     routing_key,
 )
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 
 DISPATCHES = 100
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 class DepartmentInbox:
@@ -140,7 +132,7 @@ def test_a_worker_killed_mid_dispatch_loses_and_duplicates_nothing(
     log = tmp_path / "worker.log"
     first = start_worker(env, log)
     try:
-        started = wait_for(lambda: inbox.count() >= 10)
+        started = wait_for(lambda: inbox.count() >= 10, timeout=60, interval=0.02)
         assert started, log.read_text()[-3000:]
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)

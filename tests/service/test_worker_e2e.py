@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,17 +13,9 @@ from fastapi.testclient import TestClient
 
 from service import outbox, runtime
 from service.api.app import create_app
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate, timeout: float = 45.0, interval: float = 0.3) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 @pytest.fixture
@@ -72,7 +63,9 @@ def test_probe_published_by_api_is_executed_by_worker(
     response = client.post("/api/v1/system/probes")
     assert response.status_code == 202
     probe_id = response.json()["id"]
-    executed = wait_for(lambda: probe_state(client, probe_id) == "executed")
+    executed = wait_for(
+        lambda: probe_state(client, probe_id) == "executed", timeout=45, interval=0.3
+    )
     assert executed, (tmp_path / "worker.log").read_text()[-3000:]
     body = client.get(f"/api/v1/system/probes/{probe_id}").json()
     assert body["runs"] == 1
@@ -102,5 +95,7 @@ def test_probe_accepted_during_broker_outage_runs_after_relay(
     with runtime.get_database().session() as session:
         assert outbox.publish(session, runtime.send_task, older_than=timedelta(0)) == 1
     client = operator_client()
-    executed = wait_for(lambda: probe_state(client, probe_id) == "executed")
+    executed = wait_for(
+        lambda: probe_state(client, probe_id) == "executed", timeout=45, interval=0.3
+    )
     assert executed, (tmp_path / "worker.log").read_text()[-3000:]
