@@ -1,15 +1,18 @@
 """Sustained intake -> classification -> dispatch -> department queue, on PostgreSQL and RabbitMQ.
 
-    python -m benchmarks.throughput [--duration 60] [--rate 200] [--producers 8] [--workers 1]
-        [--worker-concurrency 4] [--database-url URL] [--amqp-url URL] [--model-dir DIR]
+    python -m benchmarks.throughput [--duration 60] [--rate 200] [--producers 2] [--threads 32]
+        [--workers 1] [--worker-concurrency 4] [--database-url URL] [--amqp-url URL]
+        [--model-dir DIR]
 
 URLs default to HOTLINE_TEST_POSTGRES_URL and HOTLINE_TEST_AMQP_URL (what `scripts/services.sh
 start` prints). Use private instances: the department queues are purged before the run and
 drained after it to count what arrived.
 
-What runs, as in production: `--producers` processes submit appeals at `--rate` in total through
-`service.intake.submit` (store, classify with the active model, check duplicates, route, record
-deliveries and the outbox row, publish the `dispatch.deliver` task after commit), with the
+What runs, as in production: `--producers` processes submit appeals at `--rate` in total from
+`--threads` threads each (as the request threads of an API process do) through
+`service.intake.submit`, which group-commits the appeals that arrive together (store, classify
+with the active model, check duplicates, route, record deliveries and the outbox row, publish
+the `dispatch.deliver_batch` task after commit), with the
 auto-dispatch threshold at 0 so that every appeal is dispatched; `--workers` real Celery workers
 (`hotline worker --queues dispatch`) publish each delivery to the department's quorum queue with
 publisher confirms. After `--duration` seconds the producers stop, the pipeline drains (the outbox
@@ -53,6 +56,8 @@ class ProducerReport:
     latencies: list[float] = field(default_factory=list)
     cpu_seconds: float = 0.0
     last_error: str = ""
+    batches: int = 0
+    items: int = 0
 
 
 def _texts(count: int, seed: int) -> list[tuple[str, str]]:
@@ -63,6 +68,7 @@ def _texts(count: int, seed: int) -> list[tuple[str, str]]:
 
 def _producer(
     index: int,
+    threads: int,
     rate: float,
     duration: float,
     texts: list[tuple[str, str]],
@@ -70,7 +76,11 @@ def _producer(
     go: Any,
     results: Any,
 ) -> None:
-    """Load the model, say ready, wait for the start, submit at `rate` per second."""
+    """Load the model, say ready, wait for the start, then submit at `rate` per second in total
+    from `threads` threads (as an API process's request threads do, so that intake can group
+    the appeals that arrive together)."""
+    import threading
+
     from router.workorders import AppealInput
     from service import classification, intake, runtime
     from service.config import get_settings
@@ -79,43 +89,60 @@ def _producer(
     settings = get_settings()
     database = runtime.get_database()
     classification.suggest(model_dir=settings.model_dir, text=texts[0][1])  # load the model
-    rng = random.Random(index)
     report = ProducerReport()
+    lock = threading.Lock()
     ready.put(index)
     go.wait()
     cpu_before = time.process_time()
     start_at = time.monotonic()
     stop_at = start_at + duration
-    interval = 1.0 / rate
-    due = start_at + index * interval / 10
-    n = 0
-    while True:
-        now = time.monotonic()
-        if now >= stop_at:
-            break
-        if due > now:
-            time.sleep(due - now)
-        due += interval
-        channel, text = texts[(index + n * 7919) % len(texts)]
-        n += 1
-        appeal = AppealInput(
-            channel=channel if channel in CHANNELS else "web",
-            text=text,
-            caller_phone=f"1{rng.randrange(3, 10)}{rng.randrange(10**9):09d}",
-        )
-        began = time.perf_counter()
-        try:
-            result = intake.submit(
-                database=database, settings=settings, appeal=appeal, actor="bench", role="system"
+    interval = threads / rate
+
+    def submit_loop(thread: int) -> None:
+        rng = random.Random(index * 1000 + thread)
+        due = start_at + thread * interval / threads
+        n = 0
+        while True:
+            now = time.monotonic()
+            if now >= stop_at:
+                break
+            if due > now:
+                time.sleep(due - now)
+            due += interval
+            channel, text = texts[(index * 7 + thread + n * 7919) % len(texts)]
+            n += 1
+            appeal = AppealInput(
+                channel=channel if channel in CHANNELS else "web",
+                text=text,
+                caller_phone=f"1{rng.randrange(3, 10)}{rng.randrange(10**9):09d}",
             )
-        except Exception as exc:  # count and go on: a benchmark reports failures, not stops
-            report.errors += 1
-            report.last_error = f"{type(exc).__name__}: {exc}"[:300]
-            continue
-        report.latencies.append(time.perf_counter() - began)
-        report.accepted += 1
-        report.dispatched += result.state == "dispatched"
+            began = time.perf_counter()
+            try:
+                result = intake.submit(
+                    database=database,
+                    settings=settings,
+                    appeal=appeal,
+                    actor="bench",
+                    role="system",
+                )
+            except Exception as exc:  # count and go on: a benchmark reports failures, not stops
+                with lock:
+                    report.errors += 1
+                    report.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                continue
+            with lock:
+                report.latencies.append(time.perf_counter() - began)
+                report.accepted += 1
+                report.dispatched += result.state == "dispatched"
+
+    workers = [threading.Thread(target=submit_loop, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
     report.cpu_seconds = time.process_time() - cpu_before
+    report.batches = intake._committer.batches
+    report.items = intake._committer.items
     results.put(report)
 
 
@@ -236,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of intake")
     parser.add_argument("--rate", type=float, default=200.0, help="appeals per second offered")
-    parser.add_argument("--producers", type=int, default=8, help="intake processes")
+    parser.add_argument("--producers", type=int, default=2, help="intake processes")
+    parser.add_argument(
+        "--threads", type=int, default=32, help="submitting threads per intake process"
+    )
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
     parser.add_argument("--worker-concurrency", type=int, default=4)
     parser.add_argument("--worker-pool", default="prefork", choices=("prefork", "threads", "solo"))
@@ -330,7 +360,16 @@ def main(argv: list[str] | None = None) -> int:
         producers = [
             context.Process(
                 target=_producer,
-                args=(i, args.rate / args.producers, args.duration, texts, ready, go, results),
+                args=(
+                    i,
+                    args.threads,
+                    args.rate / args.producers,
+                    args.duration,
+                    texts,
+                    ready,
+                    go,
+                    results,
+                ),
             )
             for i in range(args.producers)
         ]
@@ -428,6 +467,11 @@ def main(argv: list[str] | None = None) -> int:
         ("appeals accepted", f"{accepted}  ({intake_rate:.1f}/s)"),
         ("intake errors", f"{errors}" + (f"  last: {reports[-1].last_error}" if errors else "")),
         ("dispatched at intake", f"{sum(r.dispatched for r in reports)}"),
+        (
+            "intake group commits (appeals per batch)",
+            f"{sum(r.batches for r in reports)} "
+            f"({sum(r.items for r in reports) / max(sum(r.batches for r in reports), 1):.1f})",
+        ),
         ("deliveries recorded / sent", f"{len(rows)} / {len(sent)}"),
         ("messages in department queues", f"{len(received)} ({len(unique)} unique ids)"),
         ("duplicates", f"{len(received) - len(unique)}"),

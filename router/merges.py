@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -279,42 +280,62 @@ def store_check(
     latest earlier order of the same caller about the same problem (repeat caller, 重复来电).
 
     Candidates whose order no longer exists (a stale index) are skipped."""
+    return store_checks(db_session=db_session, checks=[(work_order, check)], now=now)[0]
+
+
+def store_checks(
+    *,
+    db_session: Session,
+    checks: Sequence[tuple[WorkOrder, DuplicateCheck]],
+    now: datetime | None = None,
+    fresh: bool = False,
+) -> list[list[DuplicateCandidate]]:
+    """`store_check` for several orders with one existence query and one flush. `fresh`: the
+    orders were created in this transaction and have no earlier candidates to replace."""
     at = now or utcnow()
-    ids = {c.appeal_id for c in check.candidates} | set(check.repeat_of)
+    ids = {c.appeal_id for _, check in checks for c in check.candidates}
+    ids |= {i for _, check in checks for i in check.repeat_of}
     existing = (
         set(db_session.scalars(select(WorkOrder.id).where(WorkOrder.id.in_(ids)))) if ids else set()
     )
-    for old in db_session.scalars(
-        select(DuplicateCandidate).where(DuplicateCandidate.work_order_id == work_order.id)
-    ):
-        db_session.delete(old)
+    if not fresh:
+        orders = [work_order.id for work_order, _ in checks]
+        for old in db_session.scalars(
+            select(DuplicateCandidate).where(DuplicateCandidate.work_order_id.in_(orders))
+        ):
+            db_session.delete(old)
+        db_session.flush()
+    stored_rows = []
+    for work_order, check in checks:
+        rows = []
+        stored: set[int] = set()
+        for rank, candidate in enumerate(check.candidates):
+            if candidate.appeal_id not in existing or candidate.appeal_id in stored:
+                continue
+            if candidate.appeal_id == work_order.id:
+                continue
+            stored.add(candidate.appeal_id)
+            action = check.action.value if rank == 0 else "none"
+            row = DuplicateCandidate(
+                work_order_id=work_order.id,
+                candidate_id=candidate.appeal_id,
+                score=candidate.score,
+                text_similarity=candidate.text_similarity,
+                action=action,
+                place_relation=candidate.place.value,
+                category_relation=candidate.category.value,
+                same_caller=candidate.same_caller,
+                reasons=list(candidate.reasons),
+                created_at=at,
+            )
+            db_session.add(row)
+            rows.append(row)
+        repeats = [i for i in check.repeat_of if i in existing and i != work_order.id]
+        if repeats:
+            work_order.repeat_of_id = max(repeats)  # the latest earlier appeal (ids grow with time)
+        stored_rows.append(rows)
     db_session.flush()
-    rows = []
-    stored: set[int] = set()
-    for rank, candidate in enumerate(check.candidates):
-        if candidate.appeal_id not in existing or candidate.appeal_id in stored | {work_order.id}:
-            continue
-        stored.add(candidate.appeal_id)
-        action = check.action.value if rank == 0 else "none"
-        row = DuplicateCandidate(
-            work_order_id=work_order.id,
-            candidate_id=candidate.appeal_id,
-            score=candidate.score,
-            text_similarity=candidate.text_similarity,
-            action=action,
-            place_relation=candidate.place.value,
-            category_relation=candidate.category.value,
-            same_caller=candidate.same_caller,
-            reasons=list(candidate.reasons),
-            created_at=at,
-        )
-        db_session.add(row)
-        rows.append(row)
-    repeats = [i for i in check.repeat_of if i in existing and i != work_order.id]
-    if repeats:
-        work_order.repeat_of_id = max(repeats)  # the latest earlier appeal (ids grow with time)
-    db_session.flush()
-    return rows
+    return stored_rows
 
 
 def candidates_of(

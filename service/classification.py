@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,14 +191,39 @@ def suggest(
     catalogue: Catalogue | None = None,
 ) -> tuple[RouteDecision, str]:
     """Classify an appeal and decide its route; returns (decision, model version)."""
-    loaded = runtime_for(model_dir).get()
-    full_text = f"{title}\n{text}" if title else text
-    suggestion = loaded.model.suggest(full_text, k=k)
-    decision = route(
-        catalogue=catalogue or default_catalogue(),
-        suggestion=suggestion,
-        text=full_text,
-        address=address,
+    decisions, version = suggest_many(
+        model_dir=model_dir,
+        appeals=[(text, title, address)],
+        k=k,
         policy=policy,
+        catalogue=catalogue,
     )
-    return decision, loaded.version
+    return decisions[0], version
+
+
+def suggest_many(
+    *,
+    model_dir: Path,
+    appeals: Sequence[tuple[str, str, str | None]],
+    k: int = 5,
+    policy: RoutingPolicy | None = None,
+    catalogue: Catalogue | None = None,
+) -> tuple[list[RouteDecision], str]:
+    """`suggest` for several (text, title, address) in one batch through the model."""
+    loaded = runtime_for(model_dir).get()
+    full_texts = [f"{title}\n{text}" if title else text for text, title, _ in appeals]
+    suggestions = loaded.model.suggest_batch(full_texts, k=k)
+    catalogue = catalogue or default_catalogue()
+    decisions = [
+        route(
+            catalogue=catalogue,
+            suggestion=suggestion,
+            text=full_text,
+            address=address,
+            policy=policy,
+        )
+        for suggestion, full_text, (_, _, address) in zip(
+            suggestions, full_texts, appeals, strict=True
+        )
+    ]
+    return decisions, loaded.version

@@ -6,28 +6,46 @@ through the API inbox; nothing is queued for them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from router.models import Department, WorkOrder
 from service.config import Settings
 from service.delivery.models import Delivery
-from service.delivery.service import channels_for, record_dispatch_many
+from service.delivery.service import channels_for, record_dispatches
 
 
 def record_deliveries(
     *, db_session: Session, work_order: WorkOrder, settings: Settings
 ) -> list[Delivery]:
-    """Deliveries for the lead and each assisting department of a freshly dispatched order.
+    """Deliveries for the lead and each assisting department of a freshly dispatched order."""
+    return record_deliveries_many(
+        db_session=db_session, work_orders=[work_order], settings=settings
+    )
 
-    One query for the departments and one batch for the deliveries (see `record_dispatch_many`):
+
+def record_deliveries_many(
+    *, db_session: Session, work_orders: Sequence[WorkOrder], settings: Settings
+) -> list[Delivery]:
+    """`record_deliveries` for several freshly dispatched orders.
+
+    One query for the departments and one batch for the deliveries (see `record_dispatches`):
     this runs in every auto-dispatching intake transaction.
     """
-    codes = list(
-        dict.fromkeys(
-            c for c in (work_order.department_code, *work_order.assisting_department_codes) if c
+    wanted = [
+        (
+            order,
+            list(
+                dict.fromkeys(
+                    c for c in (order.department_code, *order.assisting_department_codes) if c
+                )
+            ),
         )
-    )
+        for order in work_orders
+    ]
+    codes = sorted({code for _, order_codes in wanted for code in order_codes})
     if not codes:
         return []
     departments = {
@@ -35,11 +53,15 @@ def record_deliveries(
         for department in db_session.scalars(select(Department).where(Department.code.in_(codes)))
     }
     rabbitmq = bool(settings.delivery_amqp_url)
-    channels = {
-        code: channels_for(departments[code], rabbitmq=rabbitmq)
-        for code in codes
-        if code in departments
-    }
-    if not any(channels.values()):
+    dispatches = []
+    for order, order_codes in wanted:
+        channels = {
+            code: channels_for(departments[code], rabbitmq=rabbitmq)
+            for code in order_codes
+            if code in departments
+        }
+        if any(channels.values()):
+            dispatches.append((order, channels))
+    if not dispatches:
         return []
-    return record_dispatch_many(db_session=db_session, work_order=work_order, channels=channels)
+    return record_dispatches(db_session=db_session, dispatches=dispatches)

@@ -20,8 +20,11 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
@@ -41,9 +44,10 @@ from router.models import Appeal, WorkOrder
 from router.orm import utcnow
 from router.routing import RouteDecision, RoutingPolicy
 from service import classification
+from service.batching import GroupCommit
 from service.config import Settings
 from service.db import Database
-from service.dispatching import record_deliveries
+from service.dispatching import record_deliveries_many
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +114,25 @@ class DuplicateDetector:
         if record is None:
             record = merges.record_of(work_order, default_catalogue())
         work_order.site = record.site or ""  # so that other processes need no gazetteer
+        return self.check_many(db_session=db_session, records=[record])[0]
+
+    def check_many(
+        self, *, db_session: Session, records: Sequence[AppealRecord]
+    ) -> list[DuplicateCheck]:
+        """Check the records of new orders in turn, each against the window and the records
+        before it, and add them to the index (one catch-up for all of them)."""
         with self._lock:
             now = utcnow()
             # An order another check already caught up (a late triage) is not added twice.
-            indexed = work_order.id in self._seen
-            self._seen[work_order.id] = record.received_at
+            indexed = [record.id in self._seen for record in records]
+            self._seen.update((record.id, record.received_at) for record in records)
             self._catch_up(db_session, now)
-            result = self.index.check(record)
-            if not indexed:
-                self.index.add(record)
-            return result
+            results = []
+            for record, known in zip(records, indexed, strict=True):
+                results.append(self.index.check(record))
+                if not known:
+                    self.index.add(record)
+            return results
 
     def warm_up(self, database: Database) -> int:
         """Load the window now (say in a thread at start-up, so that no appeal waits for it);
@@ -205,43 +218,46 @@ def warm_duplicate_index(database: Database, settings: Settings) -> int:
     return detector_for(database, settings).warm_up(database)
 
 
-def check_duplicates(
+def _find_duplicates(
     *,
     db_session: Session,
-    work_order: WorkOrder,
+    work_orders: Sequence[WorkOrder],
     settings: Settings,
     database: Database | None = None,
-) -> DuplicateCheck | None:
-    """Check a new order against the recent ones and store the candidates; None on failure."""
-    outcome = _check_duplicates(
-        db_session=db_session, work_order=work_order, settings=settings, database=database
-    )
-    return None if outcome is None else outcome[0]
-
-
-def _check_duplicates(
-    *,
-    db_session: Session,
-    work_order: WorkOrder,
-    settings: Settings,
-    database: Database | None = None,
-) -> tuple[DuplicateCheck, list[DuplicateCandidate]] | None:
-    """`check_duplicates`, also returning the stored candidate rows."""
+) -> list[DuplicateCheck] | None:
+    """Check new orders against the recent ones (and each against those before it); None when
+    the check failed. Nothing is flushed: the orders' routing fields go out later in one UPDATE
+    each."""
     from service.runtime import get_database
 
     try:
         detector = detector_for(database or get_database(), settings)
-        # The site is set before the savepoint, so that the routing fields and the site go out
-        # in one UPDATE.
-        record = merges.record_of(work_order, default_catalogue())
-        work_order.site = record.site or ""
-        with db_session.begin_nested():
-            check = detector.check(db_session=db_session, work_order=work_order, record=record)
-            rows = merges.store_check(db_session=db_session, work_order=work_order, check=check)
+        catalogue = default_catalogue()
+        records = [merges.record_of(order, catalogue) for order in work_orders]
+        for order, record in zip(work_orders, records, strict=True):
+            order.site = record.site or ""  # so that other processes need no gazetteer
+        with db_session.no_autoflush:
+            return detector.check_many(db_session=db_session, records=records)
     except Exception:  # duplicate detection is advice: it must never block an appeal
-        log.exception("duplicate check failed for work order %s", work_order.number)
+        numbers = ", ".join(order.number for order in work_orders)
+        log.exception("duplicate check failed for work order(s) %s", numbers)
         return None
-    return check, rows
+
+
+def _store_duplicates(
+    *,
+    db_session: Session,
+    checks: Sequence[tuple[WorkOrder, DuplicateCheck]],
+    fresh: bool,
+) -> list[list[DuplicateCandidate]] | None:
+    """Store the candidates of the checks in one savepoint; None when that failed."""
+    try:
+        with db_session.begin_nested():
+            return merges.store_checks(db_session=db_session, checks=checks, fresh=fresh)
+    except Exception:  # advice again: the orders are routed without their candidates
+        numbers = ", ".join(order.number for order, _ in checks)
+        log.exception("storing duplicate candidates failed for work order(s) %s", numbers)
+        return None
 
 
 def triage(
@@ -254,45 +270,58 @@ def triage(
     """Classify one `received` order, check it for duplicates, then merge or route it (the
     caller owns the transaction)."""
     return _triage(
-        db_session=db_session, work_order=work_order, settings=settings, database=database
-    )[0]
+        db_session=db_session, work_orders=[work_order], settings=settings, database=database
+    )[0][0]
 
 
 def _triage(
     *,
     db_session: Session,
-    work_order: WorkOrder,
+    work_orders: Sequence[WorkOrder],
     settings: Settings,
     database: Database | None = None,
-) -> tuple[RouteDecision, list[DuplicateCandidate] | None]:
-    """`triage`, also returning the stored duplicate candidates (None when the check failed)."""
-    appeal = work_order.appeal
-    decision, version = classification.suggest(
+    fresh: bool = False,
+) -> list[tuple[RouteDecision, list[DuplicateCandidate] | None]]:
+    """`triage` for several orders with one batch through the model, one duplicate check, one
+    flush and one delivery batch; also returns each order's stored duplicate candidates (None
+    when the check failed)."""
+    decisions, version = classification.suggest_many(
         model_dir=settings.model_dir,
-        text=appeal.text,
-        title=appeal.title,
-        address=appeal.address,
+        appeals=[(o.appeal.text, o.appeal.title, o.appeal.address) for o in work_orders],
         policy=RoutingPolicy(auto_dispatch_threshold=settings.auto_dispatch_threshold),
     )
-    # Kept on a merged order, so that an unmerge finds it ready for review.
-    workorders.store_route(work_order, decision, version)
-    outcome = _check_duplicates(
-        db_session=db_session, work_order=work_order, settings=settings, database=database
+    for order, decision in zip(work_orders, decisions, strict=True):
+        # Kept on a merged order, so that an unmerge finds it ready for review.
+        workorders.store_route(order, decision, version)
+    found = _find_duplicates(
+        db_session=db_session, work_orders=work_orders, settings=settings, database=database
     )
-    check, rows = outcome if outcome is not None else (None, None)
-    if check is not None and _auto_merge(db_session, work_order, check):
-        return decision, rows
-    if check is not None and check.action is Action.AUTO_MERGE:
-        # Not merged after all (the master is closed, say): the agent decides.
-        for candidate in rows or ():
-            if candidate.action == Action.AUTO_MERGE.value:
-                candidate.action = Action.SUGGEST.value
-    workorders.apply_route(
-        db_session=db_session, work_order=work_order, decision=decision, model_version=version
-    )
-    if work_order.state == "dispatched":
-        record_deliveries(db_session=db_session, work_order=work_order, settings=settings)
-    return decision, rows
+    checks = list(zip(work_orders, found, strict=True)) if found is not None else []
+    dispatched = []
+    for index, (order, decision) in enumerate(zip(work_orders, decisions, strict=True)):
+        check = checks[index][1] if checks else None
+        if check is not None and _auto_merge(db_session, order, check):
+            continue
+        if check is not None and check.action is Action.AUTO_MERGE:
+            # Not merged after all (the master is closed, say): the agent decides.
+            checks[index] = (order, replace(check, action=Action.SUGGEST))
+        workorders.apply_route(
+            db_session=db_session,
+            work_order=order,
+            decision=decision,
+            model_version=version,
+            flush=False,
+        )
+        if order.state == "dispatched":
+            dispatched.append(order)
+    db_session.flush()  # one UPDATE per order, one INSERT for all their events
+    stored = None
+    if checks:
+        stored = _store_duplicates(db_session=db_session, checks=checks, fresh=fresh)
+    if dispatched:
+        record_deliveries_many(db_session=db_session, work_orders=dispatched, settings=settings)
+    rows: Sequence[list[DuplicateCandidate] | None] = stored or [None] * len(work_orders)
+    return list(zip(decisions, rows, strict=True))
 
 
 def _auto_merge(db_session: Session, work_order: WorkOrder, check: DuplicateCheck) -> bool:
@@ -317,6 +346,22 @@ def _auto_merge(db_session: Session, work_order: WorkOrder, check: DuplicateChec
     return True
 
 
+# ----------------------------------------------------------------------------- submission
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One appeal handed to intake, with who handed it over."""
+
+    appeal: workorders.AppealInput
+    actor: str
+    role: str
+
+
+MAX_BATCH = 64
+"""The most appeals one group commit takes (about 30 ms of classification)."""
+
+
 def submit(
     *,
     database: Database,
@@ -325,47 +370,153 @@ def submit(
     actor: str,
     role: str,
 ) -> IntakeResult:
-    with database.session() as db_session:
-        order, created = workorders.receive_appeal(
-            db_session=db_session, appeal=appeal, actor=actor, role=role
-        )
-        order_id = order.id
-    if not created:
-        with database.session() as db_session:
-            order = db_session.get_one(WorkOrder, order_id)
-            return IntakeResult(order.number, order.state, False, None, order.suggestion or None)
-    decision = None
-    action, master_number = "none", None
+    """Store an appeal, then classify, check and route it; returns what became of it.
+
+    Appeals submitted at the same moment by other threads of this process (the API's request
+    threads) are group-committed: one thread stores and routes all of them with a few
+    multi-row statements (`submit_many`) while the others wait for their results. Alone, an
+    appeal goes through on the caller's thread at once.
+    """
+    return _committer.submit(Submission(appeal, actor, role), key=(database, settings))
+
+
+def _submit_batch(key: Hashable, batch: Sequence[Submission]) -> list[IntakeResult | Exception]:
+    database, settings = cast(tuple[Database, Settings], key)
+    return submit_many(database=database, settings=settings, submissions=batch)
+
+
+_committer: GroupCommit[Submission, IntakeResult] = GroupCommit(_submit_batch, max_batch=MAX_BATCH)
+
+
+def submit_many(
+    *, database: Database, settings: Settings, submissions: Sequence[Submission]
+) -> list[IntakeResult | Exception]:
+    """Store the appeals in one transaction (nothing else happens before it commits), then
+    classify, check and route the new ones in a second.
+
+    Returns one result per submission, or the exception that one submission met (the others
+    go on): when the batched insert fails, every appeal is stored on its own (so a bad appeal
+    cannot take the others down); when batched routing fails, every stored order is routed on
+    its own. A missing model leaves the orders `received` (`triage_pending` routes them later).
+    """
     try:
         with database.session() as db_session:
-            # The order (locked) and its appeal in one statement.
-            order = db_session.execute(
-                select(WorkOrder)
-                .options(joinedload(WorkOrder.appeal, innerjoin=True))
-                .where(WorkOrder.id == order_id)
-                .with_for_update(key_share=True, of=WorkOrder)
-            ).scalar_one()
-            rows = None
-            if order.state == "received":
-                decision, rows = _triage(
-                    db_session=db_session, work_order=order, settings=settings, database=database
-                )
-            number, state = order.number, order.state
-            action, master_number = _duplicate_outcome(db_session, order, rows)
-    except ClassifierError as exc:
-        log.warning("appeal stored as %s but not routed yet: %s", order_id, exc)
+            received = workorders.receive_appeals(
+                db_session=db_session,
+                items=[(s.appeal, s.actor, s.role) for s in submissions],
+            )
+            stored = [
+                (order.id, created, _result_of(order, created)) for order, created in received
+            ]
+    except Exception:
+        if len(submissions) == 1:
+            raise
+        log.warning("storing %d appeals together failed; storing each alone", len(submissions))
+        return [
+            _outcome(partial(_submit_one, database=database, settings=settings, submission=one))
+            for one in submissions
+        ]
+    routed = _route(database, settings, [order_id for order_id, created, _ in stored if created])
+    return [routed[order_id] if created else result for order_id, created, result in stored]
+
+
+def _submit_one(*, database: Database, settings: Settings, submission: Submission) -> IntakeResult:
+    with database.session() as db_session:
+        order, created = workorders.receive_appeal(
+            db_session=db_session,
+            appeal=submission.appeal,
+            actor=submission.actor,
+            role=submission.role,
+        )
+        order_id, result = order.id, _result_of(order, created)
+    if not created:
+        return result
+    outcome = _route(database, settings, [order_id])[order_id]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _route(
+    database: Database, settings: Settings, order_ids: Sequence[int]
+) -> dict[int, IntakeResult | Exception]:
+    """Classify, check and route stored `received` orders in one transaction; on an error other
+    than a missing model, each order on its own."""
+    if not order_ids:
+        return {}
+    try:
         with database.session() as db_session:
-            order = db_session.get_one(WorkOrder, order_id)
-            number, state = order.number, order.state
+            # The orders (locked) and their appeals in one statement.
+            orders = list(
+                db_session.scalars(
+                    select(WorkOrder)
+                    .options(joinedload(WorkOrder.appeal, innerjoin=True))
+                    .where(WorkOrder.id.in_(order_ids))
+                    .order_by(WorkOrder.id)
+                    .with_for_update(key_share=True, of=WorkOrder)
+                )
+            )
+            todo = [order for order in orders if order.state == "received"]
+            outcomes = dict(
+                zip(
+                    [order.id for order in todo],
+                    _triage(
+                        db_session=db_session,
+                        work_orders=todo,
+                        settings=settings,
+                        database=database,
+                        fresh=True,
+                    )
+                    if todo
+                    else [],
+                    strict=True,
+                )
+            )
+            results: dict[int, IntakeResult | Exception] = {}
+            for order in orders:
+                decision, rows = outcomes.get(order.id, (None, None))
+                action, master = _duplicate_outcome(db_session, order, rows)
+                results[order.id] = _result_of(order, True, decision, action, master)
+            return results
+    except ClassifierError as exc:
+        log.warning("appeals stored as %s but not routed yet: %s", list(order_ids), exc)
+        with database.session() as db_session:
+            stored = db_session.scalars(select(WorkOrder).where(WorkOrder.id.in_(order_ids)))
+            return {order.id: _result_of(order, True) for order in stored}
+    except Exception as exc:
+        if len(order_ids) == 1:
+            return {order_ids[0]: exc}
+        log.warning("routing %d orders together failed; routing each alone", len(order_ids))
+        return {one: _route(database, settings, [one])[one] for one in order_ids}
+
+
+def _result_of(
+    order: WorkOrder,
+    created: bool,
+    decision: RouteDecision | None = None,
+    action: str = "none",
+    master_number: str | None = None,
+) -> IntakeResult:
+    if decision is None and not created:
+        suggestion = order.suggestion or None
+    else:
+        suggestion = decision.to_dict() if decision else None
     return IntakeResult(
-        number,
-        state,
-        True,
+        order.number,
+        order.state,
+        created,
         decision,
-        decision.to_dict() if decision else None,
+        suggestion,
         duplicate_action=action,
         master_number=master_number,
     )
+
+
+def _outcome(call: Callable[[], IntakeResult]) -> IntakeResult | Exception:
+    try:
+        return call()
+    except Exception as exc:  # handed back to the one caller it belongs to
+        return exc
 
 
 def _duplicate_outcome(
@@ -397,8 +548,7 @@ def triage_pending(
     )
     if db_session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    routed = 0
-    for order in db_session.scalars(query):
-        triage(db_session=db_session, work_order=order, settings=settings)
-        routed += 1
-    return routed
+    orders = list(db_session.scalars(query))
+    if orders:
+        _triage(db_session=db_session, work_orders=orders, settings=settings)
+    return len(orders)

@@ -58,6 +58,7 @@ __all__ = [
     "list_deliveries",
     "record_dispatch",
     "record_dispatch_many",
+    "record_dispatches",
     "requeue_delivery",
     "resolve_dead_letter",
 ]
@@ -157,22 +158,42 @@ def record_dispatch_many(
 ) -> list[Delivery]:
     """Record the deliveries of the order's current dispatch to several departments at once.
 
-    `channels` maps department codes to their channels. One dispatch-sequence query, one
-    savepoint with one multi-row insert and one outbox row cover the whole dispatch; a repeated
-    call (the keys exist already) falls back to finding the existing rows and enqueues only
-    what was missing.
+    `channels` maps department codes to their channels; see `record_dispatches`.
     """
-    wanted = {code: tuple(dict.fromkeys(names)) for code, names in channels.items()}
-    unknown = sorted({name for names in wanted.values() for name in names} - set(CHANNELS))
+    return record_dispatches(db_session=db_session, dispatches=[(work_order, channels)])
+
+
+def record_dispatches(
+    *,
+    db_session: Session,
+    dispatches: Sequence[tuple[WorkOrder, Mapping[str, Iterable[str]]]],
+) -> list[Delivery]:
+    """Record the deliveries of the current dispatch of several orders (each with its
+    departments' channels) at once.
+
+    One dispatch-sequence query, one savepoint with one multi-row insert and one outbox row for
+    all the queue deliveries cover every order of a group-committed intake; a repeated call (the
+    keys exist already) falls back to finding the existing rows and enqueues only what was
+    missing.
+    """
+    wanted = [
+        (order, {code: tuple(dict.fromkeys(names)) for code, names in channels.items()})
+        for order, channels in dispatches
+    ]
+    names = {name for _, by_code in wanted for names in by_code.values() for name in names}
+    unknown = sorted(names - set(CHANNELS))
     if unknown:
         raise InvalidInput(f"unknown delivery channel(s): {', '.join(unknown)}")
-    sequence = dispatch_sequence(db_session=db_session, work_order=work_order)
-    if sequence == 0:
-        raise Conflict(f"work order {work_order.number} has not been dispatched")
-    specs = [(code, channel) for code, names in wanted.items() for channel in names]
+    sequences = _current_sequences(db_session, {order.id for order, _ in wanted})
+    specs = []
+    for order, by_code in wanted:
+        sequence = sequences.get(order.id, 0)
+        if sequence == 0:
+            raise Conflict(f"work order {order.number} has not been dispatched")
+        specs += [(order, sequence, code, ch) for code, names in by_code.items() for ch in names]
     if not specs:
         return []
-    rows = [_new_delivery(work_order, sequence, code, channel) for code, channel in specs]
+    rows = [_new_delivery(*spec) for spec in specs]
     try:
         with db_session.begin_nested():
             db_session.add_all(rows)
@@ -181,8 +202,8 @@ def record_dispatch_many(
         # Recorded before (a repeated call, or a concurrent transaction came first): the
         # savepoint dropped our rows; keep the existing ones and add only what is missing.
         rows, added = [], []
-        for code, channel in specs:
-            row = _new_delivery(work_order, sequence, code, channel)
+        for spec in specs:
+            row = _new_delivery(*spec)
             existing = _insert_or_get(db_session, row)
             rows.append(existing)
             if existing is row:
