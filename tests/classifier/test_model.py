@@ -117,3 +117,44 @@ def test_parallel_fit_gives_the_same_model(corpus):
 def test_unusable_training_data_raises_dataset_error(texts, labels, message):
     with pytest.raises(DatasetError, match=message):
         HotlineClassifier().fit(texts, labels)
+
+
+def test_stacking_keeps_one_linear_map_per_node_and_matches_plain_quality(corpus):
+    texts, labels, _ = corpus
+    stacked = HotlineClassifier(stacking=True, random_state=0).fit(texts[:300], labels[:300])
+    plain = HotlineClassifier(stacking=False, random_state=0).fit(texts[:300], labels[:300])
+    assert stacked.stacking_ and not plain.stacking_
+    assert "" in stacked.stacked_nodes_ and not plain.stacked_nodes_
+    assert set(stacked.nodes_) == set(plain.nodes_)
+    root, root_plain = stacked.nodes_[""], plain.nodes_[""]
+    assert root.classes == root_plain.classes
+    assert not np.allclose(root.intercept, root_plain.intercept)  # the root was stacked
+    held_out, truth = texts[300:], np.array(labels[300:], dtype=object)
+    stacked_hits = np.mean(stacked.predict(held_out) == truth)
+    assert stacked_hits >= np.mean(plain.predict(held_out) == truth) - 0.05
+
+
+def test_stacking_auto_is_on_for_small_training_sets(corpus):
+    texts, labels, _ = corpus
+    assert HotlineClassifier(random_state=0).fit(texts[:200], labels[:200]).stacking_
+
+
+def test_models_pickled_before_stacking_existed_still_load(fitted):
+    import pickle
+
+    state = fitted.__getstate__()
+    state.pop("stacking")
+    state.pop("stacking_", None)
+    old = HotlineClassifier.__new__(HotlineClassifier)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert old.get_params()["stacking"] is False and old.stacking_ is False
+    assert list(old.predict(["小区物业乱收费"])) == list(fitted.predict(["小区物业乱收费"]))
+
+
+def test_nodes_with_a_class_of_few_rows_are_not_stacked(corpus):
+    texts, labels, _ = corpus
+    stacked = HotlineClassifier(stacking=True, random_state=0).fit(texts[:60], labels[:60])
+    plain = HotlineClassifier(stacking=False, random_state=0).fit(texts[:60], labels[:60])
+    assert not stacked.stacked_nodes_
+    for parent, node in plain.nodes_.items():
+        np.testing.assert_array_equal(stacked.nodes_[parent].weights, node.weights)
