@@ -1,7 +1,7 @@
 """Sustained intake -> classification -> dispatch -> department queue, on PostgreSQL and RabbitMQ.
 
-    python -m benchmarks.throughput [--duration 60] [--rate 200] [--producers 2] [--threads 32]
-        [--workers 1] [--worker-concurrency 4] [--database-url URL] [--amqp-url URL]
+    python -m benchmarks.throughput [--duration 60] [--rate 200] [--producers 2] [--threads 64]
+        [--workers 1] [--worker-concurrency 2] [--database-url URL] [--amqp-url URL]
         [--model-dir DIR]
 
 URLs default to HOTLINE_TEST_POSTGRES_URL and HOTLINE_TEST_AMQP_URL (what `scripts/services.sh
@@ -9,7 +9,7 @@ start` prints). Use private instances: the department queues are purged before t
 drained after it to count what arrived.
 
 What runs, as in production: `--producers` processes submit appeals at `--rate` in total from
-`--threads` threads each (as the request threads of an API process do) through
+`--threads` threads each (as the request threads of `hotline serve --workers 2` do) through
 `service.intake.submit`, which group-commits the appeals that arrive together (store, classify
 with the active model, check duplicates, route, record deliveries and the outbox row, publish
 the `dispatch.deliver_batch` task after commit), with the
@@ -68,7 +68,9 @@ def _texts(count: int, seed: int) -> list[tuple[str, str]]:
 
 def _producer(
     index: int,
+    producers: int,
     threads: int,
+    run_seed: str,
     rate: float,
     duration: float,
     texts: list[tuple[str, str]],
@@ -99,7 +101,7 @@ def _producer(
     interval = threads / rate
 
     def submit_loop(thread: int) -> None:
-        rng = random.Random(index * 1000 + thread)
+        rng = random.Random(f"{run_seed}-{index}-{thread}")
         due = start_at + thread * interval / threads
         n = 0
         while True:
@@ -109,7 +111,9 @@ def _producer(
             if due > now:
                 time.sleep(due - now)
             due += interval
-            channel, text = texts[(index * 7 + thread + n * 7919) % len(texts)]
+            # every thread its own texts, none repeated until all were used
+            slot = index * threads + thread + n * threads * producers
+            channel, text = texts[slot % len(texts)]
             n += 1
             appeal = AppealInput(
                 channel=channel if channel in CHANNELS else "web",
@@ -265,15 +269,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="appeals per second offered")
     parser.add_argument("--producers", type=int, default=2, help="intake processes")
     parser.add_argument(
-        "--threads", type=int, default=32, help="submitting threads per intake process"
+        "--threads",
+        type=int,
+        default=64,
+        help="submitting threads per intake process (HOTLINE_API_THREADS of an API process)",
     )
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
-    parser.add_argument("--worker-concurrency", type=int, default=4)
+    parser.add_argument(
+        "--worker-concurrency", type=int, default=2, help="as `hotline worker` by default"
+    )
     parser.add_argument("--worker-pool", default="prefork", choices=("prefork", "threads", "solo"))
     parser.add_argument("--database-url", default=os.environ.get("HOTLINE_TEST_POSTGRES_URL", ""))
     parser.add_argument("--amqp-url", default=os.environ.get("HOTLINE_TEST_AMQP_URL", ""))
     parser.add_argument("--model-dir", type=Path, default=None)
-    parser.add_argument("--texts", type=int, default=3000, help="distinct appeal texts")
+    parser.add_argument(
+        "--texts",
+        type=int,
+        default=15000,
+        help="distinct appeal texts (more than a run submits, so that a text repeats only as "
+        "often as the generator's own near-duplicates do)",
+    )
     parser.add_argument("--drain-timeout", type=float, default=180.0)
     parser.add_argument(
         "--services-dir",
@@ -327,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     load_reference_data(database)
     codes = _department_codes()
     _purge_department_queues(args.amqp_url, codes)
-    texts = _texts(args.texts, seed=11)
+    # Texts and callers differ from run to run: an earlier run's appeals in the database are no
+    # duplicates and no repeat callers of this one's.
+    run_seed = os.urandom(8).hex()
+    texts = _texts(args.texts, seed=int(run_seed[:8], 16))
     with database.session() as session:
         marker = session.scalar(select(func.coalesce(func.max(Appeal.id), 0))) or 0
 
@@ -362,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
                 target=_producer,
                 args=(
                     i,
+                    args.producers,
                     args.threads,
+                    run_seed,
                     args.rate / args.producers,
                     args.duration,
                     texts,

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     demo_corpus_size: int = Field(default=60_000, ge=1_000)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1, description="API processes `hotline serve` runs")
+    api_threads: int = Field(
+        default=64,
+        ge=1,
+        description="Request threads per API process; concurrent appeals are group-committed",
+    )
     log_level: str = "INFO"
     outbox_relay_seconds: float = Field(default=5.0, gt=0)
     broker_connect_timeout: float = Field(default=3.0, gt=0)

@@ -7,6 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from service.api import (
@@ -49,7 +50,12 @@ def _warm_duplicate_index() -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """At start-up, fill the duplicate index in the background so that no caller waits for it."""
+    """At start-up, size the request thread pool (`HOTLINE_API_THREADS`: the appeals waiting
+    in it are group-committed together) and fill the duplicate index in the background so that
+    no caller waits for it."""
+    from service.config import get_settings
+
+    to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
     threading.Thread(target=_warm_duplicate_index, name="duplicate-warm-up", daemon=True).start()
     yield
 

@@ -75,6 +75,9 @@ def migrate(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (HOTLINE_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (HOTLINE_PORT)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="API processes (HOTLINE_API_WORKERS)")
+    ] = None,
 ) -> None:
     """Run the HTTP API and pages."""
     import uvicorn
@@ -87,6 +90,7 @@ def serve(
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
+        workers=workers or settings.api_workers,
         log_level=settings.log_level.lower(),
     )
 

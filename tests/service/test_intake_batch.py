@@ -231,3 +231,45 @@ def test_concurrent_submits_each_get_their_own_order(dispatching: None) -> None:
     with database.session() as db_session:
         phones = set(db_session.scalars(select(Appeal.caller_phone)))
     assert phones == {f"1370000{i:04d}" for i in range(16)}
+
+
+def test_the_api_sizes_its_request_threads_and_concurrent_posts_each_get_an_order(
+    seeded_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anyio import to_thread
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from tests.conftest import DEMO_PASSWORD
+
+    monkeypatch.setenv("HOTLINE_API_THREADS", "24")
+    runtime.get_settings.cache_clear()
+    with TestClient(create_app()) as client:
+        assert client.portal is not None
+        tokens = client.portal.call(lambda: to_thread.current_default_thread_limiter().total_tokens)
+        assert tokens == 24
+        login = client.post(
+            "/api/v1/auth/token", data={"username": "agent", "password": DEMO_PASSWORD}
+        )
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        statuses: list[int] = []
+        numbers: list[str] = []
+
+        def post(i: int) -> None:
+            response = client.post(
+                "/api/v1/appeals",
+                json={"channel": "web", "text": f"{TEXTS[i % 5]}（{i}）"},
+                headers=headers,
+            )
+            statuses.append(response.status_code)
+            numbers.append(response.json().get("number", ""))
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert statuses == [201] * 12
+    assert len(set(numbers)) == 12
+    assert count(Appeal) == 12
