@@ -78,9 +78,9 @@ def _producer(
     go: Any,
     results: Any,
 ) -> None:
-    """Load the model, say ready, wait for the start, then submit at `rate` per second in total
-    from `threads` threads (as an API process's request threads do, so that intake can group
-    the appeals that arrive together)."""
+    """Load the model and the duplicate index, say ready, wait for the start, then submit at
+    `rate` per second in total from `threads` threads (as an API process's request threads do,
+    so that intake can group the appeals that arrive together)."""
     import threading
 
     from router.workorders import AppealInput
@@ -91,6 +91,7 @@ def _producer(
     settings = get_settings()
     database = runtime.get_database()
     classification.suggest(model_dir=settings.model_dir, text=texts[0][1])  # load the model
+    intake.warm_duplicate_index(database, settings)  # as the API does at start-up
     report = ProducerReport()
     lock = threading.Lock()
     ready.put(index)

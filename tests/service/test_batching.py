@@ -52,7 +52,7 @@ def start_blocked(committer: GroupCommit[int, int], recorder: Recorder) -> threa
 
 def wait_queued(committer: GroupCommit[int, int], count: int) -> None:
     for _ in range(1000):
-        with committer._cond:
+        with committer._lock:
             if len(committer._queue) >= count:
                 return
         threading.Event().wait(0.005)
