@@ -315,20 +315,29 @@ def apply_route(
     `flush=False` leaves the flush to the caller (a batch of orders flushes once)."""
     at = now or utcnow()
     store_route(work_order, decision, model_version)
+    confidence = round(decision.confidence, 4)
+    if decision.auto_dispatch:
+        action, reason = "triage_auto", ""
+        data: dict[str, Any] = {
+            "department_code": decision.department_code,
+            "confidence": confidence,
+        }
+    else:
+        action = "send_to_review"
+        reason = "置信度低于自动派单阈值" if decision.category_code else "无法确定事项分类"
+        data = {"confidence": confidence}
+    event = _act_unflushed(
+        db_session=db_session,
+        work_order=work_order,
+        action=action,
+        actor="router",
+        role="system",
+        reason=reason,
+        data=data,
+        now=at,
+    )
     if decision.auto_dispatch:
         # One flush for the state, the event and the deadlines.
-        event = _act_unflushed(
-            db_session=db_session,
-            work_order=work_order,
-            action="triage_auto",
-            actor="router",
-            role="system",
-            data={
-                "department_code": decision.department_code,
-                "confidence": round(decision.confidence, 4),
-            },
-            now=at,
-        )
         start_department_clock(
             work_order=work_order,
             priority=decision.priority,
@@ -336,17 +345,6 @@ def apply_route(
             deadline_unit=decision.deadline_unit,
             calendar=calendar,
             policy=policy,
-            now=at,
-        )
-    else:
-        event = _act_unflushed(
-            db_session=db_session,
-            work_order=work_order,
-            action="send_to_review",
-            actor="router",
-            role="system",
-            reason="置信度低于自动派单阈值" if decision.category_code else "无法确定事项分类",
-            data={"confidence": round(decision.confidence, 4)},
             now=at,
         )
     if flush:
