@@ -385,6 +385,9 @@ BEGIN
     END IF;
 END
 \$\$;
+-- The tests drop their databases WITH (FORCE); an autovacuum worker busy in one belongs to no
+-- role of ours, and terminating it needs pg_signal_backend.
+GRANT pg_signal_backend TO $PG_USER;
 SELECT 'CREATE DATABASE $PG_DB OWNER $PG_USER'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_DB') \gexec
 EOF
