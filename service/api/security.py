@@ -22,7 +22,6 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from router.errors import Forbidden, Unauthorized
-from service.api.deps import DbSession
 from service.auth import service as auth_service
 from service.auth.models import Role
 from service.auth.security import (
@@ -31,6 +30,7 @@ from service.auth.security import (
     decode_access_token,
 )
 from service.config import Settings, get_settings
+from service.runtime import get_database
 
 __all__ = [
     "API_KEY_HEADER",
@@ -118,18 +118,24 @@ def resolve_actor(
 
 def get_optional_actor(
     request: Request,
-    db_session: DbSession,
     bearer: BearerToken,
     api_key: ApiKeySecret,
     session_token: SessionToken,
 ) -> Actor | None:
-    return resolve_actor(
-        db_session=db_session,
-        bearer=bearer,
-        api_key=api_key,
-        session_token=session_token,
-        address=remote_addr(request),
-    )
+    """The request's actor, looked up in a session of its own that is closed at once: a request
+    waiting in the intake's group commit then holds no pooled connection (with the request's
+    session held, as many waiting requests as the pool has connections starved the batch
+    leader of one)."""
+    if bearer is None and api_key is None and session_token is None:
+        return None
+    with get_database().session() as db_session:
+        return resolve_actor(
+            db_session=db_session,
+            bearer=bearer,
+            api_key=api_key,
+            session_token=session_token,
+            address=remote_addr(request),
+        )
 
 
 def get_current_actor(actor: Annotated[Actor | None, Depends(get_optional_actor)]) -> Actor:
