@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import CursorResult, case, func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,7 +51,6 @@ __all__ = [
     "deliver",
     "deliver_many",
     "delivery_key",
-    "dispatch_sequence",
     "fail_delivery",
     "get_delivery",
     "list_dead_letters",
@@ -95,19 +94,6 @@ def channels_for(department: Department, *, rabbitmq: bool = True) -> tuple[str,
     if department.delivery == "webhook":
         return ("webhook",)
     return ("rabbitmq",) if rabbitmq else ()
-
-
-def dispatch_sequence(*, db_session: Session, work_order: WorkOrder) -> int:
-    """How many times the order has been dispatched (1 after the first dispatch)."""
-    count = db_session.scalar(
-        select(func.count())
-        .select_from(WorkOrderEvent)
-        .where(
-            WorkOrderEvent.work_order_id == work_order.id,
-            WorkOrderEvent.action.in_(DISPATCH_ACTIONS),
-        )
-    )
-    return int(count or 0)
 
 
 def delivery_key(number: str, sequence: int, department_code: str, channel: str) -> str:
@@ -275,54 +261,17 @@ def deliver(
     `attempt` / `max_attempts` come from the task's retry count: on the last attempt a
     transient failure is dead-lettered instead of raised.
     """
-    claim = update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "pending")
-    result = db_session.execute(
-        claim.values(attempts=Delivery.attempts + 1),
-        execution_options={"synchronize_session": False},
+    rows = deliver_many(
+        db_session=db_session,
+        delivery_ids=[delivery_id],
+        publisher=publisher,
+        http_client=http_client,
+        signing_key=signing_key,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        webhook_timeout=webhook_timeout,
     )
-    claimed = cast(CursorResult[Any], result).rowcount == 1
-    row = db_session.get(Delivery, delivery_id, populate_existing=True)
-    if row is None:
-        log.warning("delivery %s does not exist; nothing to send", delivery_id)
-        return None
-    if not claimed:
-        log.info("delivery %s is already %s", row.delivery_key, row.status)
-        return row
-    row.attempts = max(row.attempts, attempt)
-    work_order = db_session.get(WorkOrder, row.work_order_id)
-    if work_order is None:  # the foreign key makes this impossible; be explicit anyway
-        raise NotFound(f"work order {row.work_order_id} not found")
-    current = dispatch_sequence(db_session=db_session, work_order=work_order)
-    if row.dispatch_sequence < current:
-        row.status = "superseded"
-        row.last_error = f"superseded by dispatch {current} before it was sent"
-        db_session.flush()
-        return row
-    try:
-        _send(
-            db_session,
-            row,
-            work_order,
-            publisher=publisher,
-            http_client=http_client,
-            signing_key=signing_key,
-            webhook_timeout=webhook_timeout,
-        )
-    except PermanentDeliveryError as exc:
-        _fail(db_session, row, str(exc))
-        return row
-    except TransientDeliveryError as exc:
-        if max_attempts is not None and attempt >= max_attempts:
-            _fail(db_session, row, f"gave up after {attempt} attempts: {exc}")
-            return row
-        log.warning("delivery %s attempt %d failed: %s", row.delivery_key, attempt, exc)
-        raise
-    row.status = "sent"
-    row.sent_at = utcnow()
-    row.last_error = ""
-    db_session.flush()
-    log.info("delivery %s sent", row.delivery_key)
-    return row
+    return rows[0] if rows else None
 
 
 def deliver_many(
@@ -413,6 +362,7 @@ def deliver_many(
 
 
 def _current_sequences(db_session: Session, work_order_ids: set[int]) -> dict[int, int]:
+    """How many times each order has been dispatched (1 after the first dispatch)."""
     if not work_order_ids:
         return {}
     counts = db_session.execute(
