@@ -235,34 +235,11 @@ def act(
     reason: str = "",
     data: Mapping[str, Any] | None = None,
     now: datetime | None = None,
+    flush: bool = True,
 ) -> WorkOrderEvent:
-    """Apply one lifecycle action: check it, change the state, append the event."""
-    row = _act_unflushed(
-        db_session=db_session,
-        work_order=work_order,
-        action=action,
-        actor=actor,
-        role=role,
-        reason=reason,
-        data=data,
-        now=now,
-    )
-    db_session.flush()
-    return row
+    """Apply one lifecycle action: check it, change the state, append the event.
 
-
-def _act_unflushed(
-    *,
-    db_session: Session,
-    work_order: WorkOrder,
-    action: str,
-    actor: str,
-    role: str,
-    reason: str = "",
-    data: Mapping[str, Any] | None = None,
-    now: datetime | None = None,
-) -> WorkOrderEvent:
-    """`act` without the flush, for callers that change the order further first."""
+    `flush=False` leaves the flush to callers that change the order further first."""
     at = now or utcnow()
     event = workflow.perform(
         work_order.state, action, actor=actor, role=role, at=at, reason=reason, data=data
@@ -271,7 +248,10 @@ def _act_unflushed(
     work_order.updated_at = at
     if event.action is workflow.Action.ESCALATE:
         work_order.escalated = True
-    return _record(db_session, work_order, event)
+    row = _record(db_session, work_order, event)
+    if flush:
+        db_session.flush()
+    return row
 
 
 def events(*, db_session: Session, work_order: WorkOrder) -> list[WorkOrderEvent]:
@@ -326,7 +306,7 @@ def apply_route(
         action = "send_to_review"
         reason = "置信度低于自动派单阈值" if decision.category_code else "无法确定事项分类"
         data = {"confidence": confidence}
-    event = _act_unflushed(
+    event = act(
         db_session=db_session,
         work_order=work_order,
         action=action,
@@ -335,6 +315,7 @@ def apply_route(
         reason=reason,
         data=data,
         now=at,
+        flush=False,
     )
     if decision.auto_dispatch:
         # One flush for the state, the event and the deadlines.
