@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -443,32 +444,21 @@ def merge_work_order(
     )
     work_order.master_id = master.id
     moved = members_of(db_session=db_session, master=work_order)
+    # One record per order joining the master: this one, and the orders merged into it before.
+    record = partial(
+        MergeRecord, at=at, kind="merge", master_id=master.id, actor=actor, automatic=automatic
+    )
     for member in moved:
         member.master_id = master.id
         db_session.add(
-            MergeRecord(
-                at=at,
-                kind="merge",
-                master_id=master.id,
+            record(
                 work_order_id=member.id,
-                actor=actor,
-                automatic=automatic,
                 previous_state="merged",
                 note=f"moved with {work_order.number}",
             )
         )
     db_session.add(
-        MergeRecord(
-            at=at,
-            kind="merge",
-            master_id=master.id,
-            work_order_id=work_order.id,
-            actor=actor,
-            automatic=automatic,
-            score=score,
-            previous_state=previous,
-            note=note,
-        )
+        record(work_order_id=work_order.id, score=score, previous_state=previous, note=note)
     )
     _master_event(
         db_session,
