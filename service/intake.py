@@ -457,21 +457,16 @@ def _route(
                 )
             )
             todo = [order for order in orders if order.state == "received"]
-            outcomes = dict(
-                zip(
-                    [order.id for order in todo],
-                    _triage(
-                        db_session=db_session,
-                        work_orders=todo,
-                        settings=settings,
-                        database=database,
-                        fresh=True,
-                    )
-                    if todo
-                    else [],
-                    strict=True,
+            outcomes: dict[int, tuple[RouteDecision, list[DuplicateCandidate] | None]] = {}
+            if todo:  # another process may have routed some meanwhile
+                triaged = _triage(
+                    db_session=db_session,
+                    work_orders=todo,
+                    settings=settings,
+                    database=database,
+                    fresh=True,
                 )
-            )
+                outcomes = {order.id: outcome for order, outcome in zip(todo, triaged, strict=True)}
             results: dict[int, IntakeResult | Exception] = {}
             for order in orders:
                 decision, rows = outcomes.get(order.id, (None, None))
