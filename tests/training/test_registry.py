@@ -97,6 +97,19 @@ def _status(database: Database) -> dict[str, str]:
         return {r.version: r.status for r in registry.list_versions(db_session=db_session)}
 
 
+def _activate(database: Database, version: str) -> None:
+    with database.session() as db_session:
+        registry.activate(db_session=db_session, version=version)
+
+
+def _promote(
+    database: Database, version: str, holdout: Path, tolerance: float = 0.0
+) -> registry.Decision:
+    return registry.promote_if_not_worse(
+        session_scope=database.session, version=version, holdout=holdout, tolerance=tolerance
+    )
+
+
 def test_register_copies_the_artifact_into_its_version_directory(
     database: Database, trained: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -117,12 +130,7 @@ def test_first_version_is_promoted_when_nothing_is_active(
     database: Database, trained: dict[str, Path], corpora: dict[str, Path], tmp_path: Path
 ) -> None:
     row = _register(database, trained["noisy"], tmp_path / "versions")
-    decision = registry.promote_if_not_worse(
-        session_scope=database.session,
-        version=row.version,
-        holdout=corpora["holdout"],
-        tolerance=0.0,
-    )
+    decision = _promote(database, row.version, corpora["holdout"])
     assert decision.promoted
     assert decision.evaluation["active_version"] is None
     assert _status(database) == {row.version: "active"}
@@ -133,16 +141,10 @@ def test_worse_model_is_rejected_and_better_one_promoted_on_the_same_holdout(
 ) -> None:
     versions = tmp_path / "versions"
     clean = _register(database, trained["clean"], versions)
-    with database.session() as db_session:
-        registry.activate(db_session=db_session, version=clean.version)
+    _activate(database, clean.version)
 
     noisy = _register(database, trained["noisy"], versions)
-    decision = registry.promote_if_not_worse(
-        session_scope=database.session,
-        version=noisy.version,
-        holdout=corpora["holdout"],
-        tolerance=0.0,
-    )
+    decision = _promote(database, noisy.version, corpora["holdout"])
     assert not decision.promoted
     assert _status(database) == {clean.version: "active", noisy.version: "rejected"}
     with database.session() as db_session:
@@ -161,15 +163,9 @@ def test_better_model_is_promoted_over_a_worse_active_one(
 ) -> None:
     versions = tmp_path / "versions"
     noisy = _register(database, trained["noisy"], versions)
-    with database.session() as db_session:
-        registry.activate(db_session=db_session, version=noisy.version)
+    _activate(database, noisy.version)
     clean = _register(database, trained["clean"], versions)
-    decision = registry.promote_if_not_worse(
-        session_scope=database.session,
-        version=clean.version,
-        holdout=corpora["holdout"],
-        tolerance=0.0,
-    )
+    decision = _promote(database, clean.version, corpora["holdout"])
     assert decision.promoted, decision.message
     assert decision.evaluation["decision"] == "promoted"
     assert _status(database) == {noisy.version: "retired", clean.version: "active"}
@@ -184,15 +180,9 @@ def test_tolerance_lets_a_slightly_worse_model_through(
 ) -> None:
     versions = tmp_path / "versions"
     clean = _register(database, trained["clean"], versions)
-    with database.session() as db_session:
-        registry.activate(db_session=db_session, version=clean.version)
+    _activate(database, clean.version)
     noisy = _register(database, trained["noisy"], versions)
-    decision = registry.promote_if_not_worse(
-        session_scope=database.session,
-        version=noisy.version,
-        holdout=corpora["holdout"],
-        tolerance=1.0,
-    )
+    decision = _promote(database, noisy.version, corpora["holdout"], tolerance=1.0)
     assert decision.promoted
     assert decision.evaluation["tolerance"] == 1.0
 
