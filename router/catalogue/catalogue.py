@@ -61,6 +61,20 @@ class Catalogue:
             raise NotFound(f"未知的事项分类编码: {code!r}", code=code)
         return found
 
+    def responsible_department(self, code: str) -> str | None:
+        """The lead department of category `code`, or of its nearest ancestor that has one.
+
+        Leaves always have a lead; inner nodes of the shipped catalogue have one too, so a
+        prediction that stops at level 1 or 2 still reaches a department. None for an unknown
+        code or a catalogue whose path up has no lead at all.
+        """
+        node = self.categories.get(code)
+        while node is not None:
+            if node.lead_department:
+                return node.lead_department
+            node = self.categories.get(node.parent_code) if node.parent_code else None
+        return None
+
     def resolve_label(self, label: str) -> Category | None:
         """A category from a code, a path "a/b/c" (or a prefix "a", "a/b") or a unique name."""
         label = (label or "").strip()

@@ -16,6 +16,7 @@ from router.catalogue.models import (
     DELIVERY_MODES,
     DEPARTMENT_KINDS,
     HANDLING_SCOPES,
+    LEAD_RULES,
     PLACE_KINDS,
     PRIORITIES,
     Category,
@@ -42,6 +43,8 @@ CATEGORY_FIELDS = (
     "priority",
     "urgent_keywords",
 )
+OPTIONAL_CATEGORY_FIELDS = ("lead_rule",)
+"""Read when present; catalogues written before the column existed still load."""
 DEPARTMENT_FIELDS = ("code", "name", "kind", "parent_code", "phone", "delivery", "webhook_url")
 GAZETTEER_FIELDS = ("name", "kind", "street_code", "district_code")
 _CODE = re.compile(r"^[A-Za-z0-9_\-.]+$")
@@ -167,6 +170,11 @@ def _load_categories(
             for dept in _split(row[field]):
                 if dept not in departments:
                     problems.add(path, line, field, f"unknown department {dept!r}")
+        rule = row.get("lead_rule", "")
+        if rule and rule.split(":", 1)[0] not in LEAD_RULES:
+            problems.add(path, line, "lead_rule", f"{rule!r} is not one of {LEAD_RULES}")
+        elif rule and not row["lead_department"] and not leaf:
+            problems.add(path, line, "lead_rule", "names a rule but there is no lead department")
         if not leaf:
             continue
         if not row["lead_department"]:
@@ -255,6 +263,7 @@ def _load_categories(
                 deadline_unit=row["deadline_unit"] or "working_days",
                 priority=row["priority"] or "normal",
                 urgent_keywords=_split(row["urgent_keywords"]),
+                lead_rule=row.get("lead_rule", ""),
             )
         )
     return sorted(categories, key=lambda c: c.code)

@@ -28,12 +28,24 @@ DEPARTMENT_KINDS: tuple[str, ...] = (
     "street",  # street office (街道), town (镇) or township (乡)
 )
 DELIVERY_MODES: tuple[str, ...] = ("queue", "webhook")
+LEAD_RULES: tuple[str, ...] = (
+    "branch",  # the default of the leaf's level-2 branch of the contest taxonomy
+    "gbt_matter",  # the default of the leaf's GB/T 47678.5 matter category
+    "keyword",  # a keyword rule on the leaf name, written `keyword:<rule name>`
+    "override",  # chosen by hand (fixtures/build_catalogue.py says why)
+    "children",  # an inner node: the most common lead of its leaves
+)
+"""How a category's lead department was chosen (the `lead_rule` column, kind before any `:`)."""
 PLACE_KINDS: tuple[str, ...] = ("road", "compound", "landmark")
 
 
 @dataclass(frozen=True)
 class Category:
-    """One node of the three-level event taxonomy; leaves (level 3) carry the routing attributes."""
+    """One node of the three-level event taxonomy; leaves (level 3) carry the routing attributes.
+
+    Inner nodes (levels 1 and 2) may carry a lead department too, so that a prediction that stops
+    above the leaves still reaches a department; `lead_rule` says how the lead was chosen.
+    """
 
     code: str
     name: str
@@ -48,6 +60,7 @@ class Category:
     deadline_unit: str = "working_days"
     priority: str = "normal"
     urgent_keywords: tuple[str, ...] = ()
+    lead_rule: str = ""
 
     @property
     def path_text(self) -> str:
