@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
-from router.catalogue import APPEAL_TYPES, Catalogue, default_catalogue, load_catalogue
+from router.catalogue import (
+    APPEAL_TYPES,
+    LEAD_RULES,
+    Catalogue,
+    default_catalogue,
+    load_catalogue,
+)
 from router.errors import NotFound
 
 
@@ -155,3 +162,103 @@ def test_urgent_keywords_apply_globally_or_to_their_leaf(catalogue: Catalogue) -
 
 def test_default_catalogue_is_loaded_once() -> None:
     assert default_catalogue() is default_catalogue()
+
+
+@pytest.mark.parametrize(
+    ("leaf", "lead"),
+    [
+        ("交通信号灯异常", "traffic_police"),
+        ("交通信号设施异常", "traffic_police"),
+        ("信号灯电源井盖异常", "traffic_police"),
+        ("机动车乱停放", "traffic_police"),
+        ("路灯异常", "street_lighting"),
+        ("路灯配电箱异常", "street_lighting"),
+        ("污水井盖异常", "drainage"),
+        ("雨水箅子异常", "drainage"),
+        ("排水泵站异常", "drainage"),
+        ("供水井盖异常", "water_supply"),
+        ("河道污染", "river_mgmt"),
+        ("占用河道", "river_mgmt"),
+        ("水域护栏异常", "river_mgmt"),
+        ("江河湖治理", "river_mgmt"),
+        ("绿地护栏异常", "landscape"),
+        ("占道经营", "urban_mgmt"),
+        ("物业服务", "housing"),
+        ("施工扰民", "housing"),
+        ("噪音污染", "ecology_env"),
+        ("食品安全", "market_reg"),
+        ("产品质量监控", "market_reg"),
+        ("希望工程", "youth_league"),
+        ("城乡居民养老保险", "hrss"),
+    ],
+)
+def test_common_matters_go_to_the_body_that_handles_them(
+    catalogue: Catalogue, leaf: str, lead: str
+) -> None:
+    found = catalogue.resolve_label(leaf)
+    assert found is not None and found.is_leaf, leaf
+    assert found.lead_department == lead
+
+
+def test_no_water_matter_goes_to_veterans_or_telecom(catalogue: Catalogue) -> None:
+    for leaf in catalogue.leaves():
+        if any(word in leaf.name for word in ("河", "水域", "排水", "污水", "雨水", "堤岸")):
+            assert leaf.lead_department not in ("veterans", "telecom"), leaf.path_text
+        if "信号灯" in leaf.name or "交通信号" in leaf.name:
+            assert leaf.lead_department == "traffic_police", leaf.path_text
+
+
+def test_new_bodies_exist_under_their_parent_department(catalogue: Catalogue) -> None:
+    expected = {
+        "drainage": "water",
+        "river_mgmt": "water",
+        "river_chief": "water",
+        "street_lighting": "urban_mgmt",
+        "traffic_police": "gov",
+    }
+    for code, parent in expected.items():
+        department = catalogue.department_or_raise(code)
+        assert department.parent_code == parent
+        assert any(
+            code == leaf.lead_department or code in leaf.assisting_departments
+            for leaf in catalogue.leaves()
+        ), code
+
+
+def test_every_category_records_how_its_lead_was_chosen(catalogue: Catalogue) -> None:
+    for category in catalogue.categories.values():
+        assert category.lead_department in catalogue.departments, category.code
+        kind = category.lead_rule.split(":", 1)[0]
+        assert kind in LEAD_RULES, category.code
+        assert (kind == "children") != category.is_leaf or kind == "override", category.code
+
+
+def test_inner_nodes_lead_with_their_most_common_leaf_lead(catalogue: Catalogue) -> None:
+    branch = catalogue.category_or_raise("1305")  # 政法/交通管理
+    assert branch.lead_department == "traffic_police"
+    leads = Counter(leaf.lead_department for leaf in catalogue.children("1305"))
+    assert branch.lead_department == leads.most_common(1)[0][0]
+    assert catalogue.category_or_raise("01").lead_department == "housing"  # 城乡建设
+
+
+def test_responsible_department_walks_up_to_the_nearest_lead(catalogue: Catalogue) -> None:
+    assert catalogue.responsible_department("011136") == "street_lighting"
+    assert catalogue.responsible_department("14") == "education"
+    assert catalogue.responsible_department("999999") is None
+    bare = Catalogue(
+        [
+            replace(c, lead_department=None) if not c.is_leaf else c
+            for c in catalogue.categories.values()
+        ],
+        catalogue.departments.values(),
+    )
+    assert bare.responsible_department("14") is None
+    assert bare.responsible_department("140101") == "education"
+    partial = Catalogue(
+        [
+            replace(c, lead_department=None) if c.level == 2 else c
+            for c in catalogue.categories.values()
+        ],
+        catalogue.departments.values(),
+    )
+    assert partial.responsible_department("1401") == "education"

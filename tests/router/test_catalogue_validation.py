@@ -197,3 +197,43 @@ def test_several_problems_are_counted_in_one_message(data_copy: Path) -> None:
         load_catalogue(data_copy)
     assert "more problems" in str(caught.value)
     assert len(caught.value.extra["problems"]) >= 500
+
+
+def test_unknown_lead_rule_is_rejected(data_copy: Path) -> None:
+    path = data_copy / "categories.csv"
+    index = 0
+
+    def change(rows: Rows) -> None:
+        nonlocal index
+        index = _first(rows, level="3")
+        rows[index]["lead_rule"] = "guesswork"
+
+    _edit(path, change)
+    _reject(data_copy, "categories.csv", _line(index), "'lead_rule'", "guesswork")
+
+
+def test_inner_node_with_a_lead_rule_but_no_lead_is_rejected(data_copy: Path) -> None:
+    path = data_copy / "categories.csv"
+    index = 0
+
+    def change(rows: Rows) -> None:
+        nonlocal index
+        index = _first(rows, level="1")
+        rows[index]["lead_department"] = ""
+
+    _edit(path, change)
+    _reject(data_copy, _line(index), "'lead_rule'", "no lead department")
+
+
+def test_catalogue_without_lead_rule_column_still_loads(data_copy: Path) -> None:
+    path = data_copy / "categories.csv"
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    fields = [f for f in rows[0] if f != "lead_rule"]
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    catalogue = load_catalogue(data_copy)
+    assert all(c.lead_rule == "" for c in catalogue.categories.values())
+    assert catalogue.responsible_department("01") == "housing"
