@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from router.duplicates import AppealRecord, DuplicateConfig, DuplicateIndex
+from router.duplicates.index import AppealRecord, DuplicateConfig, DuplicateIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

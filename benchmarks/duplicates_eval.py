@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from router.duplicates import AppealRecord, Candidate, DuplicateConfig, find_clusters
+from router.duplicates.index import AppealRecord, Candidate, DuplicateConfig, find_clusters
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "tipdm2020_messages_unlabeled.csv"
@@ -135,7 +135,7 @@ def print_caller_hotspots(
 ) -> None:
     """Problems reported by many distinct callers: clusters linked at `threshold`, the
     30-day window of the index, and hotspot detection over the whole year."""
-    from router.hotspots import HotspotAppeal, HotspotConfig, caller_hotspots
+    from router.hotspots.detection import HotspotAppeal, HotspotConfig, caller_hotspots
 
     config = DuplicateConfig(suggest_threshold=threshold, candidate_floor=min(0.2, threshold))
     clusters, _ = find_clusters(records, config)
@@ -172,7 +172,7 @@ def write_sample(
     """Draw, unlabelled, `suggested` pairs at random from the suggested merges, `near` pairs
     from the band just below the threshold (suggest_threshold - 0.1 .. suggest_threshold) and
     `low` pairs from below that (candidate_floor .. suggest_threshold - 0.1)."""
-    from router.duplicates import DuplicateIndex
+    from router.duplicates.index import DuplicateIndex
 
     titles = {int(r["msg_id"]): r["title"] for r in rows}
     above: list[tuple[int, int, float]] = []

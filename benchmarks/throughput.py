@@ -83,7 +83,7 @@ def _producer(
     so that intake can group the appeals that arrive together)."""
     import threading
 
-    from router.workorders import AppealInput
+    from router.workorders.service import AppealInput
     from service import classification, intake, runtime
     from service.config import get_settings
 
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from sqlalchemy import func, select
 
-    from router.models import Appeal, WorkOrder
+    from router.workorders.models import Appeal, WorkOrder
     from service import migrate, outbox, runtime
     from service.bootstrap import load_reference_data
     from service.delivery.models import Delivery

@@ -103,7 +103,7 @@ class ModelRuntime:
     def _ask_registry(
         self, database: Database | None, known: _Active | None
     ) -> tuple[str | None, Path | None]:
-        from router.models import ModelVersion
+        from training.models import ModelVersion
 
         now = time.monotonic()
         latest = self._active

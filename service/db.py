@@ -27,15 +27,7 @@ PublishCommitted = Callable[[list[tuple[int, str, dict[str, Any]]]], None]
 
 def import_models() -> None:
     """Import every module that defines tables, so that `Base.metadata` is complete."""
-    import router.callbacks
-    import router.merges
-    import router.models
-    import router.notifications  # noqa: F401
-    import service.auth.models
-    import service.channels.models
-    import service.delivery.models
-    import service.diagnostics
-    import service.outbox  # noqa: F401
+    import training.models  # noqa: F401
 
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:

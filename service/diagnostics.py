@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from router.errors import NotFound
 from router.orm import Base, utcnow
 from service import outbox
+from service.worker import names
 
 
 class Probe(Base):
@@ -36,7 +37,7 @@ def create_probe(*, db_session: Session) -> Probe:
     probe = Probe(id=str(uuid.uuid4()))
     db_session.add(probe)
     db_session.flush()
-    outbox.enqueue(db_session, "system.probe", probe_id=probe.id)
+    outbox.enqueue(db_session, names.PROBE, probe_id=probe.id)
     return probe
 
 

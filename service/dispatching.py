@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router.models import Department, WorkOrder
+from router.models import Department
+from router.workorders.models import WorkOrder
 from service.config import Settings
 from service.delivery.models import Delivery
 from service.delivery.service import channels_for, record_dispatches

@@ -5,24 +5,19 @@ The appeal is committed before the classifier runs, so a crash or a missing mode
 it: it stays `received` and `dispatch.triage_pending` routes it later.
 
 Duplicate detection (并单) runs between classification and routing: the new order is compared
-with the orders of the last ``duplicate_window_days`` through a process-wide
-:class:`DuplicateDetector` (one :class:`router.duplicates.DuplicateIndex` per database). The
-index is a cache, the database the truth: it is filled from the database on first use and,
-before every check, caught up with the orders any process committed since (by receive time,
-with a slack for transactions that commit late), so API processes, channel consumers and
-workers all see each other's appeals. Candidates are stored on the order for the agent; above
-``duplicate_auto_merge_threshold``, with ``duplicate_auto_merge`` on, the order is merged into
-its master instead of being routed. A failing check is logged and never blocks intake.
+with the orders of the last ``duplicate_window_days`` through this process's
+:class:`router.duplicates.detector.DuplicateDetector` for the database. Candidates are stored on
+the order for the agent; above ``duplicate_auto_merge_threshold``, with ``duplicate_auto_merge``
+on, the order is merged into its master instead of being routed. A failing check is logged and
+never blocks intake.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import cast
 
@@ -30,19 +25,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from classifier.errors import ClassifierError
-from router import merges, workorders
 from router.catalogue import default_catalogue
-from router.duplicates import (
+from router.duplicates import detector
+from router.duplicates import service as merges
+from router.duplicates.detector import DuplicateDetector
+from router.duplicates.index import (
     Action,
-    AppealRecord,
     DuplicateCheck,
     DuplicateConfig,
-    DuplicateIndex,
 )
-from router.merges import DuplicateCandidate
-from router.models import Appeal, WorkOrder
+from router.duplicates.models import DuplicateCandidate
 from router.orm import utcnow
 from router.routing import RouteDecision, RoutingPolicy
+from router.workorders import service as workorders
+from router.workorders.models import WorkOrder
+from router.workorders.workflow import Role, State
 from service import classification
 from service.batching import GroupCommit
 from service.config import Settings
@@ -67,13 +64,16 @@ class IntakeResult:
 
 # ----------------------------------------------------------------------------- duplicates
 
-CATCH_UP_SLACK = timedelta(minutes=2)
-"""How late a transaction may commit an appeal and still be caught up by other processes."""
-RESCAN_EVERY = timedelta(seconds=10)
-"""How often the slack window is read again (between rescans only new ids are read)."""
-PRUNE_EVERY = timedelta(hours=1)
 ACTIVE_MASTER_STATES = frozenset(
-    {"received", "review", "dispatched", "accepted", "extension_requested", "returned", "reopened"}
+    {
+        State.RECEIVED,
+        State.REVIEW,
+        State.DISPATCHED,
+        State.ACCEPTED,
+        State.EXTENSION_REQUESTED,
+        State.RETURNED,
+        State.REOPENED,
+    }
 )
 """Masters an appeal may be merged into automatically: a closed problem needs a person."""
 
@@ -88,134 +88,14 @@ def duplicate_config(settings: Settings) -> DuplicateConfig:
     )
 
 
-class DuplicateDetector:
-    """The recent orders of one database in a :class:`DuplicateIndex`, kept in step with it.
-
-    Thread-safe (one lock around catch-up, check and add). The first check loads the whole
-    window (about a minute and 1 GiB at 1.5 million orders); later ones read only the orders
-    received since the previous check.
-    """
-
-    def __init__(self, config: DuplicateConfig) -> None:
-        self.config = config
-        self.index = DuplicateIndex(config)
-        self._lock = threading.Lock()
-        self._since: datetime | None = None  # the last full (re)scan
-        self._max_id = 0
-        self._seen: dict[int, datetime] = {}
-        self._pruned_at: datetime | None = None
-
-    def check(
-        self, *, db_session: Session, work_order: WorkOrder, record: AppealRecord | None = None
-    ) -> DuplicateCheck:
-        """Check `work_order` (its appeal already committed) and add it to the index.
-
-        `record` is the order's :func:`merges.record_of`, when the caller has it already."""
-        if record is None:
-            record = merges.record_of(work_order, default_catalogue())
-        work_order.site = record.site or ""  # so that other processes need no gazetteer
-        return self.check_many(db_session=db_session, records=[record])[0]
-
-    def check_many(
-        self, *, db_session: Session, records: Sequence[AppealRecord]
-    ) -> list[DuplicateCheck]:
-        """Check the records of new orders in turn, each against the window and the records
-        before it, and add them to the index (one catch-up for all of them)."""
-        with self._lock:
-            now = utcnow()
-            # An order another check already caught up (a late triage) is not added twice.
-            indexed = [record.id in self._seen for record in records]
-            self._seen.update((record.id, record.received_at) for record in records)
-            self._catch_up(db_session, now)
-            results = []
-            for record, known in zip(records, indexed, strict=True):
-                results.append(self.index.check(record))
-                if not known:
-                    self.index.add(record)
-            return results
-
-    def warm_up(self, database: Database) -> int:
-        """Load the window now (say in a thread at start-up, so that no appeal waits for it);
-        returns how many orders were added."""
-        with self._lock, database.session() as db_session:
-            before = len(self.index)
-            self._catch_up(db_session, utcnow())
-            return len(self.index) - before
-
-    def _catch_up(self, db_session: Session, now: datetime) -> None:
-        """Add the orders other processes committed since the last check.
-
-        Most checks read only the ids above the highest one seen (cheap at any rate). Every
-        RESCAN_EVERY the orders received since the previous rescan minus CATCH_UP_SLACK are read
-        again, for the few whose lower id was committed after a higher one.
-        """
-        catalogue = default_catalogue()
-        rescan = self._since is None or now - self._since >= RESCAN_EVERY
-        if self._since is None:
-            condition = Appeal.received_at >= now - self.config.window
-        elif rescan:
-            condition = Appeal.received_at >= self._since - CATCH_UP_SLACK
-        else:
-            condition = WorkOrder.id > self._max_id
-        rows = db_session.execute(
-            select(*merges.RECORD_COLUMNS)
-            .join(Appeal, Appeal.id == WorkOrder.appeal_id)
-            .where(condition)
-            .order_by(Appeal.received_at, WorkOrder.id)
-            .execution_options(yield_per=5_000)
-        )
-        pending = []
-        for row in rows:
-            self._max_id = max(self._max_id, row[0])
-            if row[0] in self._seen:
-                continue
-            fields = dict(zip(_RECORD_FIELDS, row, strict=True))
-            pending.append(merges.appeal_record(**fields, catalogue=catalogue))
-        # Only now (nothing failed) are they marked as seen.
-        self.index.extend(pending)
-        self._seen.update((record.id, record.received_at) for record in pending)
-        if rescan:
-            self._since = now
-        if len(self._seen) > 1_000 and self._since is not None:
-            # The next rescan reads from _since - CATCH_UP_SLACK on: older ids cannot come back.
-            horizon = self._since - CATCH_UP_SLACK
-            self._seen = {i: at for i, at in self._seen.items() if at >= horizon}
-        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
-            self.index.prune(now)
-            self._pruned_at = now
-
-
-_RECORD_FIELDS = (
-    "work_order_id",
-    "received_at",
-    "text",
-    "title",
-    "address",
-    "latitude",
-    "longitude",
-    "caller_phone",
-    "category_code",
-    "street_code",
-    "district_code",
-    "site",
-)
-_detectors: weakref.WeakKeyDictionary[Database, DuplicateDetector] = weakref.WeakKeyDictionary()
-_detectors_lock = threading.Lock()
-
-
 def detector_for(database: Database, settings: Settings) -> DuplicateDetector:
     """This process's detector for `database` (rebuilt when the duplicate settings change)."""
-    config = duplicate_config(settings)
-    with _detectors_lock:
-        detector = _detectors.get(database)
-        if detector is None or detector.config != config:
-            detector = _detectors[database] = DuplicateDetector(config)
-        return detector
+    return detector.detector_for(database, duplicate_config(settings))
 
 
 def warm_duplicate_index(database: Database, settings: Settings) -> int:
     """Fill this process's duplicate index from the database ahead of the first appeal."""
-    return detector_for(database, settings).warm_up(database)
+    return detector_for(database, settings).warm_up(database.session)
 
 
 def _find_duplicates(
@@ -312,7 +192,7 @@ def _triage(
             model_version=version,
             flush=False,
         )
-        if order.state == "dispatched":
+        if order.state == State.DISPATCHED:
             dispatched.append(order)
     db_session.flush()  # one UPDATE per order, one INSERT for all their events
     stored = None
@@ -338,7 +218,7 @@ def _auto_merge(db_session: Session, work_order: WorkOrder, check: DuplicateChec
         work_order=work_order,
         into=master,
         actor="duplicates",
-        role="system",
+        role=Role.SYSTEM,
         score=check.candidates[0].score if check.candidates else None,
         automatic=True,
         note="自动并单：与已有工单高度相似",
@@ -456,7 +336,7 @@ def _route(
                     .with_for_update(key_share=True, of=WorkOrder)
                 )
             )
-            todo = [order for order in orders if order.state == "received"]
+            todo = [order for order in orders if order.state == State.RECEIVED]
             outcomes: dict[int, tuple[RouteDecision, list[DuplicateCandidate] | None]] = {}
             if todo:  # another process may have routed some meanwhile
                 triaged = _triage(
@@ -519,7 +399,7 @@ def _duplicate_outcome(
 ) -> tuple[str, str | None]:
     """The duplicate action taken on `order`; `rows` are the candidates this transaction stored
     (read from the database when not given)."""
-    if order.state == "merged" and order.master_id is not None:
+    if order.state == State.MERGED and order.master_id is not None:
         return "auto_merge", db_session.get_one(WorkOrder, order.master_id).number
     if rows is None:
         stored = [c for c, _ in merges.candidates_of(db_session=db_session, work_order=order)]
@@ -537,7 +417,7 @@ def triage_pending(
     cutoff = utcnow() - older_than
     query = (
         select(WorkOrder)
-        .where(WorkOrder.state == "received", WorkOrder.created_at <= cutoff)
+        .where(WorkOrder.state == State.RECEIVED, WorkOrder.created_at <= cutoff)
         .order_by(WorkOrder.id)
         .limit(200)
     )

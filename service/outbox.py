@@ -1,9 +1,9 @@
 """Transactional outbox: tasks are recorded in the same transaction as the change that needs them.
 
 `enqueue()` adds a row and flushes; the unit of work publishes the rows after its commit, and the
-`outbox.relay` beat task republishes whatever is still unsent (the broker was down, the process died
-between commit and publish). Publishing is at-least-once; every task is idempotent, so a message
-that is published twice does its work once.
+`system.relay_outbox` beat task republishes whatever is still unsent (the broker was down, the
+process died between commit and publish). Publishing is at-least-once; every task is idempotent,
+so a message that is published twice does its work once.
 """
 
 from __future__ import annotations

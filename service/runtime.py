@@ -10,27 +10,18 @@ from celery import Celery
 
 from service.config import get_settings
 from service.db import Database
+from service.worker.factory import create_celery
 
 
 @lru_cache(maxsize=4)
-def _publisher(broker_url: str) -> Celery:
-    from service.worker.app import celery_app, create_celery
-
-    if celery_app.conf.broker_url == broker_url:
-        return celery_app
+def _publisher(broker_url: str) -> Celery:  # cached per URL: tests switch brokers
+    """A Celery application used only to publish (workers have their own, `service.worker.app`)."""
     return create_celery(get_settings())
 
 
 def send_task(name: str, kwargs: dict[str, Any], task_id: str) -> None:
     """Publish one task to the configured broker (used by the outbox)."""
     _publisher(get_settings().broker_url).send_task(name, kwargs=kwargs, task_id=task_id)
-
-
-def publish_outbox(ids: list[int]) -> None:
-    from service import outbox
-
-    with get_database().session() as session:
-        outbox.publish(session, send_task, ids=ids)
 
 
 def publish_committed(messages: list[tuple[int, str, dict[str, Any]]]) -> None:

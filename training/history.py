@@ -29,7 +29,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router.models import Appeal, Category, Department, WorkOrder, WorkOrderEvent
+from router.models import Category, Department
+from router.workorders.models import Appeal, WorkOrder, WorkOrderEvent
+from router.workorders.workflow import Action, State
 from training.datasets import load_dataset, write_rows
 
 __all__ = [
@@ -45,9 +47,16 @@ __all__ = [
 COLUMNS = ("text", "label", "department_code", "label_source", "origin")
 
 SETTLED_STATES = frozenset(
-    {"accepted", "extension_requested", "replied", "closed", "callback_done", "reopened"}
+    {
+        State.ACCEPTED,
+        State.EXTENSION_REQUESTED,
+        State.REPLIED,
+        State.CLOSED,
+        State.CALLBACK_DONE,
+        State.REOPENED,
+    }
 )
-CLOSED_STATES = frozenset({"closed", "callback_done"})
+CLOSED_STATES = frozenset({State.CLOSED, State.CALLBACK_DONE})
 ROUTING_ACTIONS = ("dispatch", "redispatch", "return", "triage_auto")
 
 
@@ -71,18 +80,19 @@ class LabelledRow:
 
 def _label_source(order: WorkOrder, routing: Sequence[WorkOrderEvent]) -> str | None:
     """Why this order's final route is a label, or None when it is not one (yet)."""
-    returned = order.return_count > 0 or any(e.action == "return" for e in routing)
+    returned = order.return_count > 0 or any(e.action == Action.RETURN for e in routing)
     last = routing[-1] if routing else None
     agent = None
-    if last is not None and last.action == "dispatch":
+    if last is not None and last.action == Action.DISPATCH:
         source = (last.data or {}).get("label_source")
         if source in ("agent_confirm", "agent_override"):
             agent = str(source)
     if order.state in SETTLED_STATES:
         if returned:
             return "return_corrected"
+        # The label source is named after the state that settled it.
         return agent or ("closed" if order.state in CLOSED_STATES else "accepted")
-    if order.state == "dispatched" and agent is not None:
+    if order.state == State.DISPATCHED and agent is not None:
         return "return_corrected" if returned else agent
     return None
 
@@ -95,7 +105,7 @@ def collect_history(*, db_session: Session, batch_size: int = 1000) -> list[Labe
         select(WorkOrder.id, WorkOrder.number, Appeal.title, Appeal.text)
         .join(Appeal, Appeal.id == WorkOrder.appeal_id)
         .where(
-            WorkOrder.state.in_(sorted(SETTLED_STATES | {"dispatched"})),
+            WorkOrder.state.in_(sorted(SETTLED_STATES | {State.DISPATCHED})),
             WorkOrder.category_code.is_not(None),
         )
         .order_by(WorkOrder.id)

@@ -36,9 +36,9 @@ from sqlalchemy.orm import Session
 from classifier import load_metadata, load_model
 from classifier.errors import ArtifactError, ClassifierError, DatasetError
 from router.errors import Conflict, NotFound
-from router.models import ModelVersion
 from router.orm import utcnow
 from training.history import LabelledRow, collect_history, read_base_rows, write_split
+from training.models import ModelVersion
 
 __all__ = [
     "ACTIVE",

@@ -18,11 +18,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router import workorders
 from router.calendar import DEFAULT_CALENDAR, DeadlineUnit, WorkingCalendar
-from router.models import Category, WorkOrder, WorkOrderEvent
-from router.notifications import NotificationKind, RecipientKind, notify
-from router.workflow import (
+from router.models import Category
+from router.notifications.models import NotificationKind, RecipientKind
+from router.notifications.service import notify
+from router.workorders import service as workorders
+from router.workorders.models import WorkOrder, WorkOrderEvent
+from router.workorders.workflow import (
     AT_DEPARTMENT,
     DEFAULT_POLICY,
     Action,

@@ -50,11 +50,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from router.calendar import DEFAULT_CALENDAR
-from router.callbacks import Callback
-from router.deadlines import on_time_figures
+from router.callbacks.models import Callback
+from router.deadlines.service import on_time_figures
 from router.errors import InvalidInput
-from router.models import Appeal, Category, Department, WorkOrder, WorkOrderEvent
-from router.workflow import AT_DEPARTMENT, Action, CallbackOutcome, State
+from router.models import Category, Department
+from router.workorders.models import Appeal, WorkOrder, WorkOrderEvent
+from router.workorders.workflow import AT_DEPARTMENT, Action, CallbackOutcome, State
 
 __all__ = [
     "DEFAULT_DAYS",

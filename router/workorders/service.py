@@ -16,12 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from router import workflow
 from router.calendar import DEFAULT_CALENDAR, WorkingCalendar
-from router.errors import Conflict, InvalidInput, NotFound
-from router.models import Appeal, Category, Department, WorkOrder, WorkOrderEvent
+from router.errors import Conflict, InvalidInput
+from router.models import Category, Department
 from router.orm import utcnow
 from router.routing import RouteDecision
+from router.workorders import workflow
+from router.workorders.models import Appeal, WorkOrder, WorkOrderEvent
+from router.workorders.workflow import Role
 
 CHANNELS = ("phone", "web", "wechat", "open311", "agent")
 URGENT_ACCEPT_HOURS = 0.5
@@ -83,7 +85,7 @@ def receive_appeal(
     db_session: Session,
     appeal: AppealInput,
     actor: str = "intake",
-    role: str = "system",
+    role: str = Role.SYSTEM,
     now: datetime | None = None,
 ) -> tuple[WorkOrder, bool]:
     """Store an appeal and its work order in state `received`; returns (order, created).
@@ -205,26 +207,6 @@ def _new_order(appeal: Appeal, event: workflow.Event) -> WorkOrder:
     return order
 
 
-def get_by_number(
-    *, db_session: Session, number: str, department_code: str | None = None
-) -> WorkOrder | None:
-    """The order with this number; with `department_code`, only if that department holds it."""
-    query = select(WorkOrder).where(WorkOrder.number == number)
-    if department_code is not None:
-        query = query.where(WorkOrder.department_code == department_code)
-    return db_session.scalar(query)
-
-
-def get_by_number_or_raise(
-    *, db_session: Session, number: str, department_code: str | None = None
-) -> WorkOrder:
-    order = get_by_number(db_session=db_session, number=number, department_code=department_code)
-    if order is None:
-        # The same answer whether the order does not exist or belongs to another department.
-        raise NotFound(f"work order {number} not found")
-    return order
-
-
 def act(
     *,
     db_session: Session,
@@ -311,7 +293,7 @@ def apply_route(
         work_order=work_order,
         action=action,
         actor="router",
-        role="system",
+        role=Role.SYSTEM,
         reason=reason,
         data=data,
         now=at,
@@ -431,7 +413,7 @@ def reopen(
     order: WorkOrder,
     actor: str,
     reason: str,
-    role: str = "system",
+    role: str = Role.SYSTEM,
     escalate: bool = False,
     data: Mapping[str, Any] | None = None,
     calendar: WorkingCalendar = DEFAULT_CALENDAR,
@@ -467,7 +449,7 @@ def reopen(
                 work_order=order,
                 action=workflow.Action.ESCALATE.value,
                 actor=actor,
-                role="system",
+                role=Role.SYSTEM,
                 reason=reason,
                 data=dict(data or {}),
                 now=at,

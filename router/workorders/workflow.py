@@ -114,6 +114,8 @@ __all__ = [
     "FINAL_STATES",
     "REASON_REQUIRED",
     "RULES",
+    "USER_ROLES",
+    "WORKFLOW_ROLES",
     "Action",
     "CallbackDecision",
     "CallbackOutcome",
@@ -152,10 +154,19 @@ class State(StrEnum):
 
 
 class Role(StrEnum):
+    """Who acts: the one role vocabulary of the product (accounts, API, pages, workflow)."""
+
     AGENT = "agent"  # hotline centre staff (话务员/派单员)
-    DEPARTMENT = "department"  # the department the order is dispatched to
-    SUPERVISOR = "supervisor"  # centre supervisor: extensions, escalation, reassignment
+    DEPARTMENT = "department"  # the department the order is dispatched to; sees only its orders
+    SUPERVISOR = "supervisor"  # centre supervisor: extensions, escalation, reassignment, audit
+    ADMIN = "admin"  # accounts, API keys, exports with personal data; no work-order actions
     SYSTEM = "system"  # automatic routing, deadline scanner, callback robot
+
+
+USER_ROLES: tuple[Role, ...] = (Role.AGENT, Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN)
+"""The roles an account can have."""
+WORKFLOW_ROLES: tuple[Role, ...] = (Role.AGENT, Role.DEPARTMENT, Role.SUPERVISOR, Role.SYSTEM)
+"""The roles the state machine knows (an admin performs no lifecycle action)."""
 
 
 class Action(StrEnum):

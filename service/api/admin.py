@@ -9,11 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from router.workorders.workflow import Role
 from service.api.deps import DbSession, Offset
 from service.api.security import AdminActor, require_roles
 from service.auth import audit
 from service.auth import service as auth_service
-from service.auth.models import ApiKey, AuditEntry, Role, User
+from service.auth.models import ApiKey, AuditEntry, User
 from service.auth.security import Actor
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])

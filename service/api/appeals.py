@@ -1,21 +1,17 @@
-"""Intake and suggestion endpoints, and reading a work order."""
+"""Intake and suggestion endpoints: classify a text, store and route an appeal."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from router import workorders
-from router.models import WorkOrder
+from router.workorders import service as workorders
+from router.workorders.workflow import Role, State
 from service import classification, intake
-from service.api.deps import DbSession
-from service.api.security import CurrentActor, department_scope, require_roles
+from service.api.security import require_roles
 from service.auth.security import Actor
 from service.channels.limits import MAX_TEXT_LENGTH
 from service.config import get_settings
@@ -26,7 +22,7 @@ router = APIRouter(prefix="/api/v1", tags=["appeals"])
 MAX_TEXT = MAX_TEXT_LENGTH  # one limit for every channel
 Channel = Literal["phone", "web", "wechat", "open311", "agent"]
 NextStep = Literal["auto_dispatched", "awaiting_review", "awaiting_triage", "in_progress"]
-IntakeActor = Annotated[Actor, Depends(require_roles("agent", "supervisor", "admin"))]
+IntakeActor = Annotated[Actor, Depends(require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN))]
 AppealType = Literal["consultation", "help", "complaint", "report", "suggestion"]
 
 
@@ -102,42 +98,6 @@ class AppealCreated(BaseModel):
     next: NextStep
 
 
-class EventRead(BaseModel):
-    at: datetime
-    actor: str
-    role: str
-    action: str
-    from_state: str | None
-    to_state: str
-    reason: str
-    data: dict[str, Any]
-
-
-class WorkOrderRead(BaseModel):
-    number: str
-    state: str
-    channel: str
-    category_code: str | None
-    department_code: str | None
-    priority: str
-    escalated: bool
-    confidence: float | None
-    routing_source: str | None
-    created_at: datetime
-    accept_deadline: datetime | None
-    deadline: datetime | None
-    suggestion: dict[str, Any]
-    events: list[EventRead]
-    master_number: str | None = None
-    """The order this one is merged into (state ``merged``)."""
-    merged_numbers: list[str] = Field(default_factory=list)
-    """Orders merged into this one: each caller gets the callback."""
-    repeat_of: str | None = None
-    """The same caller's latest earlier order about the same problem (重复来电)."""
-    duplicate_suggestion: dict[str, Any] | None = None
-    """The best earlier order duplicate detection found: {"number", "score", "action"}."""
-
-
 @router.post("/classify", response_model=SuggestionRead, responses={503: {}})
 def classify(body: ClassifyRequest, actor: IntakeActor) -> SuggestionRead:
     """Suggest category, department and alternatives without storing anything."""
@@ -152,11 +112,11 @@ def classify(body: ClassifyRequest, actor: IntakeActor) -> SuggestionRead:
 
 
 def next_step(state: str) -> NextStep:
-    if state == "dispatched":
+    if state == State.DISPATCHED:
         return "auto_dispatched"
-    if state == "review":
+    if state == State.REVIEW:
         return "awaiting_review"
-    if state == "received":
+    if state == State.RECEIVED:
         return "awaiting_triage"
     return "in_progress"
 
@@ -191,7 +151,7 @@ def create_appeal(
         settings=get_settings(),
         appeal=appeal,
         actor=actor.username,
-        role="agent" if actor.role == "agent" else "system",
+        role=Role.AGENT if actor.role == Role.AGENT else Role.SYSTEM,
     )
     created = AppealCreated(
         number=result.number,
@@ -200,63 +160,3 @@ def create_appeal(
         next=next_step(result.state),
     )
     return JSONResponse(created.model_dump(mode="json"), status_code=201 if result.created else 200)
-
-
-@router.get("/work-orders/{number}", response_model=WorkOrderRead, responses={404: {}})
-def get_work_order(number: str, db_session: DbSession, actor: CurrentActor) -> WorkOrderRead:
-    order = workorders.get_by_number_or_raise(
-        db_session=db_session, number=number, department_code=department_scope(actor)
-    )
-    return WorkOrderRead(
-        number=order.number,
-        state=order.state,
-        channel=order.appeal.channel,
-        category_code=order.category_code,
-        department_code=order.department_code,
-        priority=order.priority,
-        escalated=order.escalated,
-        confidence=order.confidence,
-        routing_source=order.routing_source,
-        created_at=order.created_at,
-        accept_deadline=order.accept_deadline_at,
-        deadline=order.deadline_at,
-        suggestion=order.suggestion or {},
-        # Merges and duplicate suggestions are the centre's business, not the department's.
-        **(_duplicate_info(db_session, order) if department_scope(actor) is None else {}),
-        events=[
-            EventRead(
-                at=e.at,
-                actor=e.actor,
-                role=e.role,
-                action=e.action,
-                from_state=e.from_state,
-                to_state=e.to_state,
-                reason=e.reason,
-                data=e.data or {},
-            )
-            for e in workorders.events(db_session=db_session, work_order=order)
-        ],
-    )
-
-
-def _duplicate_info(db_session: Session, order: WorkOrder) -> dict[str, Any]:
-    """Merge group, repeat-caller link and the best duplicate candidate of an order."""
-    from router import merges
-
-    def number(order_id: int | None) -> str | None:
-        if order_id is None:
-            return None
-        return db_session.scalar(select(WorkOrder.number).where(WorkOrder.id == order_id))
-
-    members = merges.members_of(db_session=db_session, master=order)
-    stored = merges.candidates_of(db_session=db_session, work_order=order)
-    best = None
-    if stored:
-        candidate, other = stored[0]
-        best = {"number": other.number, "score": candidate.score, "action": candidate.action}
-    return {
-        "master_number": number(order.master_id),
-        "merged_numbers": [m.number for m in members],
-        "repeat_of": number(order.repeat_of_id),
-        "duplicate_suggestion": best,
-    }

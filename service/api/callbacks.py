@@ -15,10 +15,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
-from router import callbacks
+from router.callbacks import service as callbacks
+from router.callbacks.models import CallbackStatus
 from router.errors import Conflict, InvalidInput, Unauthorized
-from router.models import Appeal, WorkOrder
-from router.workflow import CallbackOutcome
+from router.workorders.models import Appeal, WorkOrder
+from router.workorders.workflow import CallbackOutcome, Role
 from service.api.deps import DbSession, Offset
 from service.api.security import require_roles
 from service.auth import audit
@@ -31,7 +32,7 @@ from service.delivery.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_
 
 router = APIRouter(prefix="/api/v1", tags=["callbacks"])
 
-CallbackActor = Annotated[Actor, Depends(require_roles("agent", "supervisor"))]
+CallbackActor = Annotated[Actor, Depends(require_roles(Role.AGENT, Role.SUPERVISOR))]
 StatusFilter = Literal["due", "pending", "calling", "completed", "cancelled", "all"]
 ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
 
@@ -144,7 +145,7 @@ def record_result(
 ) -> ResultRead:
     """Record an agent's call: unsatisfied reopens the order, unreachable is tried again."""
     row = callbacks.get_callback_or_raise(db_session=db_session, callback_id=callback_id)
-    if row.status == callbacks.CallbackStatus.CALLING.value:
+    if row.status == CallbackStatus.CALLING.value:
         raise Conflict(
             f"callback {callback_id} is being placed by the gateway", current_status=row.status
         )
@@ -188,7 +189,7 @@ def gateway_report(
         raise InvalidInput(f"invalid gateway report: {exc.errors()[0].get('msg', '')}") from None
     row = callbacks.get_callback_or_raise(db_session=db_session, callback_id=report.callback_id)
     db_session.refresh(row, with_for_update=True)
-    if row.status != callbacks.CallbackStatus.CALLING.value or report.attempt != row.attempts + 1:
+    if row.status != CallbackStatus.CALLING.value or report.attempt != row.attempts + 1:
         raise Conflict(
             f"callback {row.id} attempt {report.attempt} is not awaiting a result",
             current_status=row.status,

@@ -20,7 +20,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router.models import Appeal, Category, WorkOrder
+from router.models import Category
+from router.workorders.models import Appeal, WorkOrder
+from router.workorders.workflow import Role
 from service.api.deps import DbSession
 from service.api.security import require_roles
 from service.auth import audit
@@ -29,7 +31,7 @@ from service.auth.security import Actor
 
 router = APIRouter(prefix="/api/v1/callers", tags=["callers"])
 
-CallerActor = Annotated[Actor, Depends(require_roles("agent", "supervisor", "admin"))]
+CallerActor = Annotated[Actor, Depends(require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN))]
 ERRORS: dict[int | str, dict[str, Any]] = {401: {}, 403: {}}
 Phone = Annotated[str, Path(min_length=3, max_length=32, pattern=r"^[0-9+\-() ]{3,32}$")]
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from router.errors import Conflict, NotFound
 from router.orm import utcnow
+from router.workorders.workflow import Role
 from service.api.deps import DbSession, Offset
 from service.api.security import require_roles
 from service.auth import audit
@@ -28,7 +29,7 @@ from service.delivery.models import DeadLetter
 
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead-letters"])
 
-SupervisorActor = Annotated[Actor, Depends(require_roles("supervisor", "admin"))]
+SupervisorActor = Annotated[Actor, Depends(require_roles(Role.SUPERVISOR, Role.ADMIN))]
 ERRORS: dict[int | str, dict[str, Any]] = {401: {}, 403: {}, 404: {}, 409: {}}
 LetterId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 

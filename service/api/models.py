@@ -16,15 +16,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from router.errors import Conflict, InvalidInput, NotFound
-from router.models import ModelVersion, TrainingJob
 from router.orm import utcnow
+from router.workorders.workflow import Role
 from service import outbox
 from service.api.deps import DbSession
 from service.api.security import require_roles
 from service.auth import audit
-from service.auth.models import Role
 from service.auth.security import Actor
+from service.worker import names
 from training import registry
+from training.models import ModelVersion, TrainingJob
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
@@ -165,7 +166,7 @@ def train(
     )
     db_session.add(job)
     db_session.flush()
-    outbox.enqueue(db_session, "training.run", job_id=job.id)
+    outbox.enqueue(db_session, names.RUN_TRAINING, job_id=job.id)
     audit.record(
         db_session=db_session,
         actor=actor,

@@ -18,16 +18,17 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from router.errors import Forbidden, NotFound
-from router.models import WorkOrder
-from router.notifications import Notification, RecipientKind
+from router.notifications.models import Notification, RecipientKind
 from router.orm import utcnow
+from router.workorders.models import WorkOrder
+from router.workorders.workflow import Role
 from service.api.deps import DbSession, Offset
 from service.api.security import department_scope, require_roles
 from service.auth.security import Actor
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 
-ReaderActor = Annotated[Actor, Depends(require_roles("department", "supervisor", "admin"))]
+ReaderActor = Annotated[Actor, Depends(require_roles(Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN))]
 ERRORS: dict[int | str, dict[str, Any]] = {401: {}, 403: {}, 404: {}}
 
 

@@ -27,8 +27,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import State
 
-from router import workorders
 from router.models import Category
+from router.workorders import service as workorders
+from router.workorders.workflow import Role
 from service import intake
 from service.api.security import remote_addr
 from service.channels.limits import MAX_TEXT_LENGTH, charset_of, rate_limiter
@@ -329,7 +330,7 @@ def _create(
             idempotency_key=key or None,
         ),
         actor="open311",
-        role="system",
+        role=Role.SYSTEM,
     )
     return result.created, [_created(result.number)]
 

@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from router.errors import AppError, Forbidden, Unauthorized
+from router.workorders.workflow import Role
 from service import intake
 from service.api.appeals import AppealCreated, AppealType, SuggestionRead, next_step
 from service.api.security import (
@@ -28,7 +29,6 @@ from service.api.security import (
     remote_addr,
     resolve_actor,
 )
-from service.auth.models import Role
 from service.auth.security import Actor
 from service.channels.limits import MAX_TEXT_LENGTH
 from service.channels.phone_queue import PoisonMessage, parse_transcript, to_appeal_input
@@ -159,7 +159,7 @@ def _submit(*, body: bytes, content_type: str | None, actor: Actor) -> JSONRespo
         settings=get_settings(),
         appeal=appeal,
         actor=actor.username,
-        role="agent" if actor.role == Role.AGENT else "system",
+        role=Role.AGENT if actor.role == Role.AGENT else Role.SYSTEM,
     )
     created = AppealCreated(
         number=result.number,

@@ -22,8 +22,8 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from router.errors import Forbidden, Unauthorized
+from router.workorders.workflow import Role
 from service.auth import service as auth_service
-from service.auth.models import Role
 from service.auth.security import (
     INVALID_TOKEN,
     Actor,

@@ -19,8 +19,9 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from router import statistics
 from router.orm import utcnow
+from router.statistics import service as statistics
+from router.workorders.workflow import Role
 from service.api.deps import DbSession
 from service.api.security import require_roles
 from service.auth import audit
@@ -30,7 +31,7 @@ from service.runtime import get_database
 
 router = APIRouter(prefix="/api/v1/statistics", tags=["statistics"])
 
-SupervisorActor = Annotated[Actor, Depends(require_roles("supervisor", "admin"))]
+SupervisorActor = Annotated[Actor, Depends(require_roles(Role.SUPERVISOR, Role.ADMIN))]
 ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}}
 BOM = "\ufeff"
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).

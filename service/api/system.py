@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from router.workorders.workflow import Role
 from service import diagnostics
 from service.api.deps import DbSession
 from service.api.security import require_roles
@@ -15,7 +16,7 @@ router = APIRouter(
     prefix="/api/v1/system",
     tags=["system"],
     # Operators only: a probe writes a row and queues a task.
-    dependencies=[Depends(require_roles("supervisor", "admin"))],
+    dependencies=[Depends(require_roles(Role.SUPERVISOR, Role.ADMIN))],
 )
 
 

@@ -14,8 +14,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from starlette.datastructures import State
 
-from router import workorders
 from router.errors import InvalidInput, NotFound
+from router.workorders import queries
+from router.workorders import service as workorders
+from router.workorders.workflow import Role
 from service import intake
 from service.channels import wechat
 from service.channels.limits import MAX_TEXT_LENGTH, rate_limiter
@@ -157,10 +159,10 @@ def _handle_message(
                 external_id=message.msg_id or message.key,
             ),
             actor="wechat",
-            role="system",
+            role=Role.SYSTEM,
         )
         number = result.number
     with database.session() as db_session:
-        order = workorders.get_by_number_or_raise(db_session=db_session, number=number)
+        order = queries.get_by_number_or_raise(db_session=db_session, number=number)
         wechat.record_message(db_session=db_session, message=message, appeal_id=order.appeal_id)
     return wechat.text_reply(message, ACCEPTED.format(number=number))

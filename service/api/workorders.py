@@ -1,25 +1,30 @@
-"""Acting on work orders: lists, the review queue, and the lifecycle actions of agents,
-departments and supervisors.
+"""Work orders: the lists, the review queue, one order with its log and duplicates, and every
+lifecycle action of agents, departments and supervisors (including merge and unmerge).
 
-Every action goes through `router.workorders.act` (an illegal transition is a 409 naming the
-current state) and is written to the audit log. A department only ever sees its own orders:
-another department's order answers exactly like a missing number (404).
+Each route loads the order (locked when it acts), calls the domain function
+(`router.workorders.actions`, `router.duplicates.service`), carries out what the action asks
+for (deliveries after a dispatch, callbacks after a closure), writes the audit log and answers.
+A department only ever sees its own orders: another department's order answers exactly like a
+missing number (404); merges and duplicates are the centre's business (403 for departments).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from router import workflow, workorders
-from router.errors import InvalidInput
-from router.models import Category, WorkOrder, WorkOrderEvent
+from router.duplicates import service as merges
 from router.orm import utcnow
+from router.workorders import actions, queries
+from router.workorders import service as workorders
+from router.workorders.actions import ActionResult, Effect
+from router.workorders.models import WorkOrder
+from router.workorders.workflow import DeadlineStatus, Role, State
 from service.api.deps import DbSession, Offset
 from service.api.security import CurrentActor, department_scope, require_roles
 from service.auth import audit
@@ -32,15 +37,15 @@ from service.dispatching import record_deliveries
 router = APIRouter(prefix="/api/v1", tags=["work-orders"])
 
 EXCERPT_LENGTH = 80
-AgentActor = Annotated[Actor, Depends(require_roles("agent", "supervisor"))]
-ReviewerActor = Annotated[Actor, Depends(require_roles("agent", "supervisor", "admin"))]
-DepartmentActor = Annotated[Actor, Depends(require_roles("department"))]
-SupervisorActor = Annotated[Actor, Depends(require_roles("supervisor"))]
+AgentActor = Annotated[Actor, Depends(require_roles(Role.AGENT, Role.SUPERVISOR))]
+CentreActor = Annotated[Actor, Depends(require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN))]
+DepartmentActor = Annotated[Actor, Depends(require_roles(Role.DEPARTMENT))]
+SupervisorActor = Annotated[Actor, Depends(require_roles(Role.SUPERVISOR))]
 DeadlineStatusName = Literal["normal", "warning", "overdue"]
-_STATUS_NAMES: dict[workflow.DeadlineStatus, DeadlineStatusName] = {
-    workflow.DeadlineStatus.OK: "normal",
-    workflow.DeadlineStatus.WARNING: "warning",
-    workflow.DeadlineStatus.OVERDUE: "overdue",
+_STATUS_NAMES: dict[DeadlineStatus, DeadlineStatusName] = {
+    DeadlineStatus.OK: "normal",
+    DeadlineStatus.WARNING: "warning",
+    DeadlineStatus.OVERDUE: "overdue",
 }
 ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 403: {}, 404: {}, 409: {}}
 
@@ -125,56 +130,86 @@ class ActionRead(BaseModel):
     data: dict[str, Any]
 
 
+class DuplicateRead(BaseModel):
+    number: str
+    score: float
+    action: str
+    """``suggest`` / ``auto_merge`` for the candidate the check chose, else ``none``."""
+    place_relation: str
+    category_relation: str
+    text: str
+    received_at: datetime
+    state: str
+    text_similarity: float
+    same_caller: bool
+    reasons: list[str]
+    master_number: str | None
+    """Where a merge into this candidate would go (its master when it is merged itself)."""
+
+
+class DuplicateList(BaseModel):
+    items: list[DuplicateRead]
+    repeat_of: str | None
+    """The same caller's latest earlier order about the same problem (重复来电)."""
+
+
+class MergeCreate(BaseModel):
+    into: str = Field(min_length=1, max_length=32)
+    reason: str = Field(default="", max_length=500)
+
+
+class UnmergeCreate(BaseModel):
+    reason: str = Field(default="", max_length=500)
+
+
+class MergeRead(BaseModel):
+    number: str
+    state: str
+    master_number: str | None
+    members: list[str]
+    """The orders merged into this order's master (every caller is called back)."""
+
+
+class EventRead(BaseModel):
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    from_state: str | None
+    to_state: str
+    reason: str
+    data: dict[str, Any]
+
+
+class WorkOrderRead(BaseModel):
+    number: str
+    state: str
+    channel: str
+    category_code: str | None
+    department_code: str | None
+    priority: str
+    escalated: bool
+    confidence: float | None
+    routing_source: str | None
+    created_at: datetime
+    accept_deadline: datetime | None
+    deadline: datetime | None
+    suggestion: dict[str, Any]
+    events: list[EventRead]
+    master_number: str | None = None
+    """The order this one is merged into (state ``merged``)."""
+    merged_numbers: list[str] = Field(default_factory=list)
+    """Orders merged into this one: each caller gets the callback."""
+    repeat_of: str | None = None
+    """The same caller's latest earlier order about the same problem (重复来电)."""
+    duplicate_suggestion: dict[str, Any] | None = None
+    """The best earlier order duplicate detection found: {"number", "score", "action"}."""
+
+
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _load(db_session: Session, number: str, actor: Actor) -> WorkOrder:
-    order = workorders.get_by_number_or_raise(
-        db_session=db_session, number=number, department_code=department_scope(actor)
-    )
-    # Lock the row (PostgreSQL) so that two concurrent actions on one order queue up.
-    db_session.refresh(order, with_for_update=True)
-    return order
-
-
-def _act(
-    db_session: Session,
-    order: WorkOrder,
-    actor: Actor,
-    action: workflow.Action,
-    *,
-    reason: str = "",
-    data: dict[str, Any] | None = None,
-    now: datetime,
-    system: bool = False,
-    audit_detail: dict[str, Any] | None = None,
-) -> WorkOrderEvent:
-    """One lifecycle action; what the actor did (not what the system did next) is audited."""
-    event = workorders.act(
-        db_session=db_session,
-        work_order=order,
-        action=action.value,
-        actor="system" if system else actor.username,
-        role="system" if system else actor.role,
-        reason=reason,
-        data=data,
-        now=now,
-    )
-    if not system:
-        detail = {"from_state": event.from_state, "to_state": event.to_state, "reason": reason}
-        audit.record(
-            db_session=db_session,
-            actor=actor,
-            action=f"work_order.{action.value}",
-            target_type="work_order",
-            target_id=order.number,
-            detail=detail | ((data or {}) if audit_detail is None else audit_detail),
-            at=now,
-        )
-    return event
-
-
-def _read(order: WorkOrder, event: WorkOrderEvent) -> ActionRead:
+def _read(order: WorkOrder, event: Any) -> ActionRead:
     return ActionRead(
         number=order.number,
         state=order.state,
@@ -188,25 +223,9 @@ def _read(order: WorkOrder, event: WorkOrderEvent) -> ActionRead:
     )
 
 
-def _deadline_status(
-    order: WorkOrder, units: dict[str, str], now: datetime
-) -> DeadlineStatusName | None:
-    """None while no handling clock runs (not at a department, or no deadline)."""
-    if order.deadline_at is None or order.dispatched_at is None:
-        return None
-    if order.state not in workflow.AT_DEPARTMENT:
-        return None
-    status = workflow.deadline_status(
-        order.dispatched_at,
-        order.deadline_at,
-        now,
-        unit=units.get(order.category_code or "", "working_days"),
-    )
-    return _STATUS_NAMES[status]
-
-
 def _summary(order: WorkOrder, units: dict[str, str], now: datetime) -> dict[str, Any]:
     appeal = order.appeal
+    status = queries.deadline_status_of(order, units, now)
     return {
         "number": order.number,
         "state": order.state,
@@ -216,7 +235,7 @@ def _summary(order: WorkOrder, units: dict[str, str], now: datetime) -> dict[str
         "escalated": order.escalated,
         "deadline": order.deadline_at,
         "accept_deadline": order.accept_deadline_at,
-        "deadline_status": _deadline_status(order, units, now),
+        "deadline_status": None if status is None else _STATUS_NAMES[status],
         "created_at": order.created_at,
         # Lists are masked for everybody (service.auth.masking, purpose LIST).
         "title": mask_text(appeal.title) or "",
@@ -225,37 +244,65 @@ def _summary(order: WorkOrder, units: dict[str, str], now: datetime) -> dict[str
     }
 
 
-def _units(db_session: Session, orders: list[WorkOrder]) -> dict[str, str]:
-    codes = {o.category_code for o in orders if o.category_code}
-    if not codes:
-        return {}
-    rows = db_session.execute(
-        select(Category.code, Category.deadline_unit).where(Category.code.in_(codes))
+def _audit(
+    db_session: Session, actor: Actor, order: WorkOrder, action: str, detail: dict[str, Any]
+) -> None:
+    audit.record(
+        db_session=db_session,
+        actor=actor,
+        action=f"work_order.{action}",
+        target_type="work_order",
+        target_id=order.number,
+        detail=detail,
+        at=utcnow(),
     )
-    return {code: unit for code, unit in rows}
 
 
-def _page(
-    db_session: Session, query: Select[WorkOrder], limit: int, offset: int
-) -> tuple[list[WorkOrder], int]:
-    total = db_session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = db_session.scalars(
-        query.options(selectinload(WorkOrder.appeal))
-        .order_by(WorkOrder.created_at.desc(), WorkOrder.id.desc())
-        .limit(limit)
-        .offset(offset)
+def _carry_out(db_session: Session, order: WorkOrder, effects: frozenset[Effect]) -> None:
+    """What an action asks the transport layer to do in the same transaction."""
+    if Effect.DELIVER in effects:
+        record_deliveries(db_session=db_session, work_order=order, settings=get_settings())
+    if Effect.SCHEDULE_CALLBACKS in effects:
+        # The satisfaction callbacks of this closure: the caller's and every merged caller's.
+        callback_service.schedule_after_close(
+            db_session=db_session, work_order=order, settings=get_settings(), now=utcnow()
+        )
+
+
+def _perform(
+    db_session: Session,
+    number: str,
+    actor: Actor,
+    action: Callable[..., ActionResult],
+    **arguments: Any,
+) -> ActionRead:
+    """Load and lock the order, act, carry out the effects, audit what the actor did, answer."""
+    order = queries.lock_by_number(
+        db_session=db_session, number=number, department_code=department_scope(actor)
     )
-    return list(rows), total
+    result = action(
+        db_session=db_session,
+        order=order,
+        actor=actor.username,
+        role=actor.role,
+        now=utcnow(),
+        **arguments,
+    )
+    _carry_out(db_session, order, result.effects)
+    event = result.event
+    detail = {"from_state": event.from_state, "to_state": event.to_state, "reason": event.reason}
+    _audit(db_session, actor, order, event.action, detail | result.audit_detail)
+    return _read(order, event)
 
 
-# -- lists --------------------------------------------------------------------------------------
+# -- lists and one order ------------------------------------------------------------------------
 
 
 @router.get("/work-orders", response_model=WorkOrderList)
 def list_work_orders(
     db_session: DbSession,
     actor: CurrentActor,
-    state: Annotated[workflow.State | None, Query()] = None,
+    state: Annotated[State | None, Query()] = None,
     department_code: Annotated[str | None, Query(max_length=32)] = None,
     overdue: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -263,53 +310,111 @@ def list_work_orders(
 ) -> WorkOrderList:
     """Work orders, newest first; a department sees only its own."""
     now = utcnow()
-    query = select(WorkOrder)
-    scope = department_scope(actor)
-    if scope is not None:
-        query = query.where(WorkOrder.department_code == scope)
-    if department_code is not None:
-        query = query.where(WorkOrder.department_code == department_code)
-    if state is not None:
-        query = query.where(WorkOrder.state == state.value)
-    running = WorkOrder.state.in_([s.value for s in workflow.AT_DEPARTMENT])
-    if overdue is True:
-        query = query.where(running, WorkOrder.deadline_at < now)
-    elif overdue is False:
-        query = query.where(
-            or_(~running, WorkOrder.deadline_at.is_(None), WorkOrder.deadline_at >= now)
-        )
-    orders, total = _page(db_session, query, limit, offset)
-    units = _units(db_session, orders)
+    page = queries.list_work_orders(
+        db_session=db_session,
+        now=now,
+        department_scope=department_scope(actor),
+        department_code=department_code,
+        state=state,
+        overdue=overdue,
+        limit=limit,
+        offset=offset,
+    )
+    units = queries.deadline_units(db_session=db_session, orders=page.orders)
     return WorkOrderList(
-        items=[WorkOrderSummaryRead.model_validate(_summary(o, units, now)) for o in orders],
-        total=total,
+        items=[WorkOrderSummaryRead.model_validate(_summary(o, units, now)) for o in page.orders],
+        total=page.total,
     )
 
 
 @router.get("/review-queue", response_model=ReviewQueueList)
 def review_queue(
     db_session: DbSession,
-    actor: ReviewerActor,
+    actor: CentreActor,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
 ) -> ReviewQueueList:
     """Orders waiting for an agent, with the classifier's stored suggestion."""
     now = utcnow()
-    query = select(WorkOrder).where(WorkOrder.state == workflow.State.REVIEW.value)
-    orders, total = _page(db_session, query, limit, offset)
-    units = _units(db_session, orders)
+    page = queries.review_queue(db_session=db_session, limit=limit, offset=offset)
+    units = queries.deadline_units(db_session=db_session, orders=page.orders)
     return ReviewQueueList(
         items=[
             ReviewItemRead.model_validate(
                 _summary(o, units, now) | {"suggestion": o.suggestion or {}}
             )
-            for o in orders
+            for o in page.orders
         ],
-        total=total,
+        total=page.total,
     )
 
 
-# -- the centre: dispatch, close, escalate, reassign ----------------------------------------------
+@router.get("/work-orders/{number}", response_model=WorkOrderRead, responses={404: {}})
+def get_work_order(number: str, db_session: DbSession, actor: CurrentActor) -> WorkOrderRead:
+    scope = department_scope(actor)
+    order = queries.get_by_number_or_raise(
+        db_session=db_session, number=number, department_code=scope
+    )
+    return WorkOrderRead(
+        number=order.number,
+        state=order.state,
+        channel=order.appeal.channel,
+        category_code=order.category_code,
+        department_code=order.department_code,
+        priority=order.priority,
+        escalated=order.escalated,
+        confidence=order.confidence,
+        routing_source=order.routing_source,
+        created_at=order.created_at,
+        accept_deadline=order.accept_deadline_at,
+        deadline=order.deadline_at,
+        suggestion=order.suggestion or {},
+        # Merges and duplicate suggestions are the centre's business, not the department's.
+        **(merges.duplicate_info(db_session=db_session, work_order=order) if scope is None else {}),
+        events=[
+            EventRead(
+                at=e.at,
+                actor=e.actor,
+                role=e.role,
+                action=e.action,
+                from_state=e.from_state,
+                to_state=e.to_state,
+                reason=e.reason,
+                data=e.data or {},
+            )
+            for e in workorders.events(db_session=db_session, work_order=order)
+        ],
+    )
+
+
+@router.get("/work-orders/{number}/duplicates", response_model=DuplicateList, responses=ERRORS)
+def list_duplicates(number: str, db_session: DbSession, actor: CentreActor) -> DuplicateList:
+    """Earlier orders that duplicate detection found similar to this one, best first."""
+    order = queries.get_by_number_or_raise(db_session=db_session, number=number)
+    items = []
+    for candidate, other in merges.candidates_of(db_session=db_session, work_order=order):
+        master = merges.resolve_master(db_session=db_session, work_order=other)
+        items.append(
+            DuplicateRead(
+                number=other.number,
+                score=candidate.score,
+                action=candidate.action,
+                place_relation=candidate.place_relation,
+                category_relation=candidate.category_relation,
+                text=mask_text(other.appeal.text) or "",
+                received_at=other.appeal.received_at,
+                state=other.state,
+                text_similarity=candidate.text_similarity,
+                same_caller=candidate.same_caller,
+                reasons=list(candidate.reasons or []),
+                master_number=master.number,
+            )
+        )
+    repeat_of = queries.number_of(db_session=db_session, work_order_id=order.repeat_of_id)
+    return DuplicateList(items=items, repeat_of=repeat_of)
+
+
+# -- the centre: dispatch, close, escalate, reassign, merge, unmerge -----------------------------
 
 
 @router.post("/work-orders/{number}/dispatch", response_model=ActionRead, responses=ERRORS)
@@ -317,75 +422,29 @@ def dispatch(
     number: str, body: DispatchCreate, db_session: DbSession, actor: AgentActor
 ) -> ActionRead:
     """Confirm the suggestion or override it; the choice is stored as a training label."""
-    now = utcnow()
-    order = _load(db_session, number, actor)
-    suggestion = order.suggestion or {}
-    suggested_category = suggestion.get("category_code")
-    suggested_department = suggestion.get("department_code")
-    category = workorders.get_leaf_category_or_raise(
-        db_session=db_session, code=body.category_code or order.category_code or ""
+    return _perform(
+        db_session,
+        number,
+        actor,
+        actions.dispatch,
+        category_code=body.category_code,
+        department_code=body.department_code,
+        reason=body.reason,
     )
-    if body.department_code is not None:
-        department_code = workorders.get_department_or_raise(
-            db_session=db_session, code=body.department_code
-        ).code
-    elif category.code != order.category_code and category.lead_department_code:
-        department_code = category.lead_department_code
-    elif order.department_code:
-        department_code = order.department_code
-    elif category.lead_department_code:
-        department_code = category.lead_department_code
-    else:
-        raise InvalidInput("no department to dispatch to; give department_code")
-    overridden = (category.code, department_code) != (suggested_category, suggested_department)
-    data = {
-        "label_source": "agent_override" if overridden else "agent_confirm",
-        "category_code": category.code,
-        "department_code": department_code,
-        "suggested_category_code": suggested_category,
-        "suggested_department_code": suggested_department,
-    }
-    event = _act(
-        db_session, order, actor, workflow.Action.DISPATCH, reason=body.reason, data=data, now=now
-    )
-    if category.code != order.category_code:
-        # The old category's assisting departments would otherwise receive the order too.
-        order.assisting_department_codes = [
-            code for code in category.assisting_department_codes if code != department_code
-        ]
-        order.category_code = category.code
-        if order.priority != "urgent":
-            order.priority = category.priority
-    order.department_code = department_code
-    workorders.restart_department_clock(db_session=db_session, order=order, now=now)
-    record_deliveries(db_session=db_session, work_order=order, settings=get_settings())
-    return _read(order, event)
 
 
 @router.post("/work-orders/{number}/close", response_model=ActionRead, responses=ERRORS)
 def close(
     number: str, db_session: DbSession, actor: AgentActor, body: DecisionCreate | None = None
 ) -> ActionRead:
-    now = utcnow()
-    order = _load(db_session, number, actor)
-    reason = body.reason if body else ""
-    event = _act(db_session, order, actor, workflow.Action.CLOSE, reason=reason, now=now)
-    order.closed_at = now
-    # The satisfaction callbacks of this closure: the caller's and every merged caller's.
-    callback_service.schedule_after_close(
-        db_session=db_session, work_order=order, settings=get_settings(), now=now
-    )
-    return _read(order, event)
+    return _perform(db_session, number, actor, actions.close, reason=body.reason if body else "")
 
 
 @router.post("/work-orders/{number}/escalate", response_model=ActionRead, responses=ERRORS)
 def escalate(
     number: str, body: ReasonCreate, db_session: DbSession, actor: SupervisorActor
 ) -> ActionRead:
-    now = utcnow()
-    order = _load(db_session, number, actor)
-    event = _act(db_session, order, actor, workflow.Action.ESCALATE, reason=body.reason, now=now)
-    return _read(order, event)
+    return _perform(db_session, number, actor, actions.escalate, reason=body.reason)
 
 
 @router.post("/work-orders/{number}/reassign", response_model=ActionRead, responses=ERRORS)
@@ -393,21 +452,70 @@ def reassign(
     number: str, body: ReassignCreate, db_session: DbSession, actor: AgentActor
 ) -> ActionRead:
     """Redispatch (改派) to another department; its deadlines start again."""
-    now = utcnow()
-    order = _load(db_session, number, actor)
-    department = workorders.get_department_or_raise(
-        db_session=db_session, code=body.department_code
+    return _perform(
+        db_session,
+        number,
+        actor,
+        actions.reassign,
+        department_code=body.department_code,
+        reason=body.reason,
     )
-    if department.code == order.department_code:
-        raise InvalidInput(f"work order {number} is already with {department.code}")
-    data = {"from_department_code": order.department_code, "department_code": department.code}
-    event = _act(
-        db_session, order, actor, workflow.Action.REDISPATCH, reason=body.reason, data=data, now=now
+
+
+def _merge_read(db_session: Session, order: WorkOrder) -> MergeRead:
+    master = merges.resolve_master(db_session=db_session, work_order=order)
+    members = merges.members_of(db_session=db_session, master=master)
+    return MergeRead(
+        number=order.number,
+        state=order.state,
+        master_number=master.number if master.id != order.id else None,
+        members=[m.number for m in members],
     )
-    order.department_code = department.code
-    workorders.restart_department_clock(db_session=db_session, order=order, now=now)
-    record_deliveries(db_session=db_session, work_order=order, settings=get_settings())
-    return _read(order, event)
+
+
+@router.post("/work-orders/{number}/merge", response_model=MergeRead, responses=ERRORS)
+def merge(number: str, body: MergeCreate, db_session: DbSession, actor: AgentActor) -> MergeRead:
+    """Merge this order into another (its master when that one is merged itself)."""
+    order = queries.get_by_number_or_raise(db_session=db_session, number=number)
+    into = queries.get_by_number_or_raise(db_session=db_session, number=body.into)
+    db_session.refresh(order, with_for_update=True)
+    score = merges.candidate_score(db_session=db_session, work_order=order, candidate=into)
+    master = merges.merge_work_order(
+        db_session=db_session,
+        work_order=order,
+        into=into,
+        actor=actor.username,
+        role=actor.role,
+        score=score,
+        note=body.reason,
+        now=utcnow(),
+    )
+    detail = {"master": master.number, "score": score, "reason": body.reason}
+    _audit(db_session, actor, order, "merge", detail)
+    return _merge_read(db_session, order)
+
+
+@router.post("/work-orders/{number}/unmerge", response_model=MergeRead, responses=ERRORS)
+def unmerge(
+    number: str, db_session: DbSession, actor: AgentActor, body: UnmergeCreate | None = None
+) -> MergeRead:
+    """Take this order out of its group; it goes back to where it was before the merge."""
+    order = queries.lock_by_number(db_session=db_session, number=number)
+    master_number = queries.number_of(db_session=db_session, work_order_id=order.master_id)
+    reason = body.reason if body else ""
+    merges.unmerge_work_order(
+        db_session=db_session,
+        work_order=order,
+        actor=actor.username,
+        role=actor.role,
+        note=reason,
+        now=utcnow(),
+    )
+    if order.state == State.DISPATCHED:
+        _carry_out(db_session, order, frozenset({Effect.DELIVER}))
+    detail = {"master": master_number, "to_state": order.state, "reason": reason}
+    _audit(db_session, actor, order, "unmerge", detail)
+    return _merge_read(db_session, order)
 
 
 # -- departments ----------------------------------------------------------------------------------
@@ -415,11 +523,7 @@ def reassign(
 
 @router.post("/work-orders/{number}/accept", response_model=ActionRead, responses=ERRORS)
 def accept(number: str, db_session: DbSession, actor: DepartmentActor) -> ActionRead:
-    now = utcnow()
-    order = _load(db_session, number, actor)
-    event = _act(db_session, order, actor, workflow.Action.ACCEPT, now=now)
-    order.accepted_at = now
-    return _read(order, event)
+    return _perform(db_session, number, actor, actions.accept)
 
 
 @router.post("/work-orders/{number}/return", response_model=ActionRead, responses=ERRORS)
@@ -428,74 +532,21 @@ def return_order(
 ) -> ActionRead:
     """Return (退单) within the window; the order goes back to review with the next-best
     suggestion, and is escalated once it has been returned too often."""
-    now = utcnow()
-    order = _load(db_session, number, actor)
-    if order.state in (workflow.State.DISPATCHED, workflow.State.ACCEPTED) and order.dispatched_at:
-        workflow.check_return_window(order.dispatched_at, now)
-    returning = order.department_code
-    event = _act(
-        db_session,
-        order,
-        actor,
-        workflow.Action.RETURN,
-        reason=body.reason,
-        data={"department_code": returning},
-        now=now,
-    )
-    order.return_count += 1
-    next_best = workorders.next_best_alternative(order.suggestion or {}, order.category_code)
-    # A new dict, so that the JSON column is seen as changed.
-    order.suggestion = {**(order.suggestion or {}), "next_best": next_best}
-    _act(
-        db_session,
-        order,
-        actor,
-        workflow.Action.SEND_TO_REVIEW,
-        reason=f"承办单位退单：{body.reason}",
-        data={"next_best": next_best, "returned_by": returning},
-        now=now,
-        system=True,
-    )
-    if workflow.should_escalate_after_return(order.return_count):
-        _act(
-            db_session,
-            order,
-            actor,
-            workflow.Action.ESCALATE,
-            reason="多次退单",
-            data={"return_count": order.return_count},
-            now=now,
-            system=True,
-        )
-    return _read(order, event)
+    return _perform(db_session, number, actor, actions.return_order, reason=body.reason)
 
 
 @router.post("/work-orders/{number}/extension", response_model=ActionRead, responses=ERRORS)
 def request_extension(
     number: str, body: ExtensionCreate, db_session: DbSession, actor: DepartmentActor
 ) -> ActionRead:
-    now = utcnow()
-    order = _load(db_session, number, actor)
-    floor = order.deadline_at or now
-    if body.new_deadline <= floor:
-        raise InvalidInput(
-            f"new_deadline must be later than {floor.isoformat()}", field="new_deadline"
-        )
-    workflow.check_extension_request(order.extension_count)
-    event = _act(
+    return _perform(
         db_session,
-        order,
+        number,
         actor,
-        workflow.Action.REQUEST_EXTENSION,
+        actions.request_extension,
         reason=body.reason,
-        data={
-            "requested_deadline": body.new_deadline.isoformat(),
-            "current_deadline": order.deadline_at.isoformat() if order.deadline_at else None,
-        },
-        now=now,
+        new_deadline=body.new_deadline,
     )
-    order.extension_count += 1
-    return _read(order, event)
 
 
 @router.post("/work-orders/{number}/extension/approve", response_model=ActionRead, responses=ERRORS)
@@ -505,57 +556,19 @@ def approve_extension(
     actor: SupervisorActor,
     body: DecisionCreate | None = None,
 ) -> ActionRead:
-    now = utcnow()
-    order = _load(db_session, number, actor)
-    if order.state != workflow.State.EXTENSION_REQUESTED:
-        # Let the state machine give the usual 409 before reading the request.
-        workflow.transition(order.state, workflow.Action.APPROVE_EXTENSION, role=actor.role)
-    new_deadline = workorders.requested_extension_deadline(db_session=db_session, order=order)
-    data = {
-        "previous_deadline": order.deadline_at.isoformat() if order.deadline_at else None,
-        "new_deadline": new_deadline.isoformat(),
-    }
-    event = _act(
-        db_session,
-        order,
-        actor,
-        workflow.Action.APPROVE_EXTENSION,
-        reason=body.reason if body else "",
-        data=data,
-        now=now,
-    )
-    order.deadline_at = new_deadline
-    order.warned_at = None
-    return _read(order, event)
+    reason = body.reason if body else ""
+    return _perform(db_session, number, actor, actions.approve_extension, reason=reason)
 
 
 @router.post("/work-orders/{number}/extension/deny", response_model=ActionRead, responses=ERRORS)
 def deny_extension(
     number: str, body: ReasonCreate, db_session: DbSession, actor: SupervisorActor
 ) -> ActionRead:
-    now = utcnow()
-    order = _load(db_session, number, actor)
-    event = _act(
-        db_session, order, actor, workflow.Action.DENY_EXTENSION, reason=body.reason, now=now
-    )
-    return _read(order, event)
+    return _perform(db_session, number, actor, actions.deny_extension, reason=body.reason)
 
 
 @router.post("/work-orders/{number}/reply", response_model=ActionRead, responses=ERRORS)
 def reply(
     number: str, body: ReplyCreate, db_session: DbSession, actor: DepartmentActor
 ) -> ActionRead:
-    now = utcnow()
-    order = _load(db_session, number, actor)
-    event = _act(
-        db_session,
-        order,
-        actor,
-        workflow.Action.REPLY,
-        data={"result": body.result},
-        now=now,
-        # The reply may quote the citizen's personal data: the audit log keeps only its size.
-        audit_detail={"result_length": len(body.result)},
-    )
-    order.replied_at = now
-    return _read(order, event)
+    return _perform(db_session, number, actor, actions.reply, result=body.result)

@@ -36,6 +36,8 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
+from router.workorders.workflow import Role
+
 __all__ = [
     "PERSONAL_FIELDS",
     "Purpose",
@@ -56,9 +58,9 @@ class Purpose(StrEnum):
 
 
 _UNMASKED: dict[Purpose, frozenset[str]] = {
-    Purpose.HANDLING: frozenset({"agent", "supervisor", "department", "admin"}),
+    Purpose.HANDLING: frozenset({Role.AGENT, Role.SUPERVISOR, Role.DEPARTMENT, Role.ADMIN}),
     Purpose.LIST: frozenset(),
-    Purpose.EXPORT: frozenset({"admin"}),
+    Purpose.EXPORT: frozenset({Role.ADMIN}),
 }
 
 

@@ -7,23 +7,15 @@ No secret is stored in clear: passwords as argon2 hashes, API keys as the SHA-25
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from router.orm import Base, BigId, utcnow
+from router.workorders.workflow import USER_ROLES
 
-
-class Role(StrEnum):
-    AGENT = "agent"  # call agent / dispatcher (话务员/派单员)
-    DEPARTMENT = "department"  # a user (or system) of one department; sees only its orders
-    SUPERVISOR = "supervisor"  # centre supervisor: extensions, escalation, audit
-    ADMIN = "admin"  # accounts, API keys, exports with personal data
-
-
-ROLES = tuple(role.value for role in Role)
+ROLES = tuple(role.value for role in USER_ROLES)
 
 
 class User(Base):

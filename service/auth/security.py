@@ -21,6 +21,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from router.errors import Unauthorized
 from router.orm import utcnow
+from router.workorders.workflow import Role
 
 __all__ = [
     "API_KEY_PREFIX_LENGTH",
@@ -62,7 +63,7 @@ class Actor:
     remote_addr: str | None = field(default=None, compare=False)
 
 
-SYSTEM_ACTOR = Actor(username="system", role="system", kind="system", display_name="系统")
+SYSTEM_ACTOR = Actor(username="system", role=Role.SYSTEM, kind="system", display_name="系统")
 
 
 # --- passwords ----------------------------------------------------------------------------

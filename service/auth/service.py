@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from router.errors import Conflict, InvalidInput, NotFound
 from router.models import Department
 from router.orm import utcnow
+from router.workorders.workflow import Role
 from service.auth import audit
-from service.auth.models import ROLES, ApiKey, Role, User
+from service.auth.models import ROLES, ApiKey, User
 from service.auth.security import (
     API_KEY_PREFIX_LENGTH,
     SYSTEM_ACTOR,

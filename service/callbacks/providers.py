@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from router.workflow import CallbackOutcome
+from router.workorders.workflow import CallbackOutcome
 from service.delivery.errors import PermanentDeliveryError, TransientDeliveryError
 from service.delivery.messages import encode
 from service.delivery.webhook import (

@@ -16,9 +16,11 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router import callbacks, workflow
-from router.models import Appeal, WorkOrder, WorkOrderEvent
+from router.callbacks import service as callbacks
+from router.callbacks.models import Callback, CallbackStatus
 from router.orm import utcnow
+from router.workorders import workflow
+from router.workorders.models import Appeal, WorkOrder, WorkOrderEvent
 from service import outbox
 from service.auth.masking import mask_text
 from service.callbacks.providers import (
@@ -30,6 +32,7 @@ from service.callbacks.providers import (
 )
 from service.config import Settings
 from service.delivery.errors import PermanentDeliveryError, TransientDeliveryError
+from service.worker import names
 
 __all__ = [
     "GATEWAY_ACTOR",
@@ -47,7 +50,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PLACE_TASK = "callbacks.place"
+PLACE_TASK = names.PLACE_CALLBACK
 GATEWAY_ACTOR = "callback-gateway"
 GATEWAY_RETRY = timedelta(minutes=15)
 """When the gateway could not take a call (down, overloaded), try again this much later."""
@@ -80,7 +83,7 @@ def provider_for(settings: Settings, name: str, *, client: httpx.Client) -> Call
 
 def schedule_after_close(
     *, db_session: Session, work_order: WorkOrder, settings: Settings, now: datetime
-) -> list[callbacks.Callback]:
+) -> list[Callback]:
     """Schedule the callbacks of a closure (call in the closing transaction)."""
     return callbacks.schedule_callbacks(
         db_session=db_session, work_order=work_order, policy=callback_policy(settings), now=now
@@ -129,13 +132,13 @@ def scan(*, db_session: Session, settings: Settings, now: datetime | None = None
     """Claim due gateway callbacks and enqueue their calls; time out unanswered calls."""
     at = now or utcnow()
     due = db_session.scalars(
-        select(callbacks.Callback.id)
+        select(Callback.id)
         .where(
-            callbacks.Callback.provider == "gateway",
-            callbacks.Callback.status == callbacks.CallbackStatus.PENDING.value,
-            callbacks.Callback.due_at <= at,
+            Callback.provider == "gateway",
+            Callback.status == CallbackStatus.PENDING.value,
+            Callback.due_at <= at,
         )
-        .order_by(callbacks.Callback.due_at, callbacks.Callback.id)
+        .order_by(Callback.due_at, Callback.id)
         .limit(500)
     ).all()
     placed = 0
@@ -145,9 +148,9 @@ def scan(*, db_session: Session, settings: Settings, now: datetime | None = None
             placed += 1
     cutoff = at - timedelta(minutes=settings.callback_result_timeout_minutes)
     stale = db_session.scalars(
-        select(callbacks.Callback.id).where(
-            callbacks.Callback.status == callbacks.CallbackStatus.CALLING.value,
-            callbacks.Callback.last_attempt_at < cutoff,
+        select(Callback.id).where(
+            Callback.status == CallbackStatus.CALLING.value,
+            Callback.last_attempt_at < cutoff,
         )
     ).all()
     for callback_id in stale:
@@ -175,7 +178,7 @@ def place(
     """Place one claimed gateway call; returns what happened (for the task log)."""
     at = now or utcnow()
     row = callbacks.get_callback(db_session=db_session, callback_id=callback_id)
-    if row is None or row.status != callbacks.CallbackStatus.CALLING.value:
+    if row is None or row.status != CallbackStatus.CALLING.value:
         return "not calling"  # a redelivered task after the result came: nothing to do
     appeal = db_session.get_one(Appeal, row.appeal_id)
     order = db_session.get_one(WorkOrder, row.work_order_id)

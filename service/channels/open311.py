@@ -20,7 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from router.errors import AppError
-from router.models import Appeal, Category, Department, WorkOrder
+from router.models import Category, Department
+from router.workorders.models import Appeal, WorkOrder
+from router.workorders.workflow import State
 from service.auth.masking import mask_text
 
 __all__ = [
@@ -38,19 +40,19 @@ __all__ = [
 CHINA_TIME = timezone(timedelta(hours=8))
 MAX_RESULTS = 1000
 DEFAULT_DAYS = 90
-CLOSED_STATES = frozenset({"closed", "callback_done"})
-STATUS_NOTES = {
-    "received": "诉求已受理，正在分办",
-    "review": "诉求已受理，正在人工分办",
-    "dispatched": "已派发至承办单位，等待签收",
-    "accepted": "承办单位已签收，正在办理",
-    "extension_requested": "承办单位已申请延期，正在办理",
-    "returned": "正在重新分办",
-    "replied": "承办单位已答复，正在审核",
-    "closed": "已办结",
-    "callback_done": "已办结并完成回访",
-    "reopened": "回访不满意，已重新交办",
-    "merged": "已并入相同诉求一并办理",
+CLOSED_STATES = frozenset({State.CLOSED, State.CALLBACK_DONE})
+STATUS_NOTES: dict[str, str] = {
+    State.RECEIVED: "诉求已受理，正在分办",
+    State.REVIEW: "诉求已受理，正在人工分办",
+    State.DISPATCHED: "已派发至承办单位，等待签收",
+    State.ACCEPTED: "承办单位已签收，正在办理",
+    State.EXTENSION_REQUESTED: "承办单位已申请延期，正在办理",
+    State.RETURNED: "正在重新分办",
+    State.REPLIED: "承办单位已答复，正在审核",
+    State.CLOSED: "已办结",
+    State.CALLBACK_DONE: "已办结并完成回访",
+    State.REOPENED: "回访不满意，已重新交办",
+    State.MERGED: "已并入相同诉求一并办理",
 }
 _ITEM_TAGS = {
     "services": "service",
@@ -172,7 +174,7 @@ def _request(
 
 def _render_requests(db_session: Session, orders: Iterable[WorkOrder]) -> list[dict[str, Any]]:
     orders = list(orders)
-    master_ids = {o.master_id for o in orders if o.state == "merged" and o.master_id}
+    master_ids = {o.master_id for o in orders if o.state == State.MERGED and o.master_id}
     masters = (
         {m.id: m for m in db_session.scalars(select(WorkOrder).where(WorkOrder.id.in_(master_ids)))}
         if master_ids

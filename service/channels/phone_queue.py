@@ -47,7 +47,7 @@ from pika.exceptions import AMQPError, ChannelClosedByBroker
 from pika.spec import Basic, BasicProperties
 
 from router.errors import AppError
-from router.workorders import AppealInput
+from router.workorders.service import AppealInput
 from service.channels.limits import MAX_TEXT_LENGTH
 from service.config import ConfigurationError
 from service.delivery.rabbitmq import (

@@ -19,7 +19,7 @@ from service.cli.app import CliError, app
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from router.models import ModelVersion
+    from training.models import ModelVersion
 
 DataOption = Annotated[
     list[Path], typer.Option("--data", help="CSV or JSONL file (repeatable).", show_default=False)
@@ -260,10 +260,10 @@ def retrain(
     """Train a new version, register it and activate it if it is not worse than the active one."""
     import uuid
 
-    from router.models import TrainingJob
     from service.config import get_settings
     from service.runtime import get_database
     from service.worker.training import run_job
+    from training.models import TrainingJob
 
     for path in data or []:
         if not path.is_file():

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from router.workorders.workflow import Role
 from service.cli.app import CliError, app
 from service.config import Settings, get_settings
 
@@ -248,7 +249,7 @@ def phone_consumer() -> None:
             settings=settings,
             appeal=to_appeal_input(transcript),
             actor="phone-queue",
-            role="system",
+            role=Role.SYSTEM,
         )
         return result.number
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from router.models import Appeal, WorkOrder
+from router.workorders.models import Appeal, WorkOrder
 
 __all__ = ["MESSAGE_TYPE", "MESSAGE_VERSION", "build_message", "encode"]
 

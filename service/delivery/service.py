@@ -33,13 +33,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from router.errors import Conflict, InvalidInput, NotFound
-from router.models import Appeal, Department, WorkOrder, WorkOrderEvent
+from router.models import Department
 from router.orm import utcnow
+from router.workorders.models import Appeal, WorkOrder, WorkOrderEvent
 from service import outbox
 from service.delivery.errors import PermanentDeliveryError, TransientDeliveryError
 from service.delivery.messages import MESSAGE_TYPE, build_message, encode
 from service.delivery.models import CHANNELS, DEAD_LETTER_KINDS, DeadLetter, Delivery
 from service.delivery.webhook import deliver_webhook, department_secret
+from service.worker import names
 
 __all__ = [
     "DELIVER_BATCH_TASK",
@@ -64,8 +66,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DELIVER_TASK = "dispatch.deliver"
-DELIVER_BATCH_TASK = "dispatch.deliver_batch"
+DELIVER_TASK = names.DELIVER
+DELIVER_BATCH_TASK = names.DELIVER_BATCH
 DISPATCH_ACTIONS = ("triage_auto", "dispatch", "redispatch")
 """Work-order actions that send the order to a department; each one is a new dispatch."""
 

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from router.errors import Unauthorized
+from router.workorders.workflow import Role
 from service.api.deps import DbSession
 from service.api.security import SESSION_COOKIE, remote_addr, resolve_actor
 from service.auth.security import Actor
@@ -29,16 +30,16 @@ WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
 TEMPLATE_DIR = WEB_DIR / "templates"
 
-HOME_BY_ROLE = {
-    "agent": "/console",
-    "department": "/inbox",
-    "supervisor": "/dashboard",
-    "admin": "/dashboard",
+HOME_BY_ROLE: dict[str, str] = {
+    Role.AGENT: "/console",
+    Role.DEPARTMENT: "/inbox",
+    Role.SUPERVISOR: "/dashboard",
+    Role.ADMIN: "/dashboard",
 }
-PAGE_ROLES = {
-    "console": frozenset({"agent", "supervisor", "admin"}),
-    "inbox": frozenset({"agent", "department", "supervisor", "admin"}),
-    "dashboard": frozenset({"supervisor", "admin"}),
+PAGE_ROLES: dict[str, frozenset[str]] = {
+    "console": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
+    "inbox": frozenset({Role.AGENT, Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN}),
+    "dashboard": frozenset({Role.SUPERVISOR, Role.ADMIN}),
 }
 # Nothing from another origin: no CDN, no web font, no beacon. `data:` only for the inline icon.
 CONTENT_SECURITY_POLICY = (

@@ -1,96 +1,17 @@
-"""The Celery application: JSON only, late acks, one queue per kind of work.
-
-Queues: `dispatch` (delivery of work orders), `deadlines` (warning/overdue scans), `callbacks`
-(satisfaction callbacks), `training` (model training), and `default` (the outbox relay, probes).
-Task names are dotted and their first part chooses the queue (`dispatch.deliver` → `dispatch`).
-On RabbitMQ the queues are durable quorum queues and publishes wait for the broker's confirm.
-"""
+"""The worker's Celery application (see `service.worker.factory` for how it is built) and what a
+worker process does after the fork."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
 from celery.signals import worker_process_init
-from kombu import Exchange, Queue
 
-from service.config import Settings, get_settings
+from service.config import get_settings
+from service.runtime import get_database
+from service.worker.factory import QUEUES, create_celery
 
-QUEUES = ("dispatch", "deadlines", "callbacks", "training", "default")
-
-
-def build_queues(settings: Settings) -> list[Queue]:
-    arguments: dict[str, Any] = {"x-queue-type": "quorum"} if settings.uses_rabbitmq else {}
-    exchange = Exchange("hotline.tasks", type="direct", durable=True)
-    return [
-        Queue(name, exchange, routing_key=name, durable=True, queue_arguments=arguments or None)
-        for name in QUEUES
-    ]
-
-
-def create_celery(settings: Settings) -> Celery:
-    app = Celery(
-        "hotline",
-        broker=settings.broker_url,
-        include=[
-            "service.worker.tasks",
-            "service.worker.callbacks",
-            "service.worker.hotspots",
-            "service.worker.training",
-        ],
-    )
-    transport_options: dict[str, Any] = {}
-    if settings.uses_rabbitmq:
-        transport_options["confirm_publish"] = True
-    else:
-        # kombu passes these to create_engine(): wait for SQLite's write lock instead of failing.
-        transport_options["connect_args"] = {"timeout": 30}
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        event_serializer="json",
-        task_ignore_result=True,
-        result_backend=None,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_queues=build_queues(settings),
-        task_default_queue="default",
-        task_default_exchange="hotline.tasks",
-        task_default_routing_key="default",
-        task_routes={f"{name}.*": {"queue": name, "routing_key": name} for name in QUEUES},
-        task_create_missing_queues=False,
-        broker_transport_options=transport_options,
-        broker_connection_timeout=settings.broker_connect_timeout,
-        broker_connection_retry_on_startup=True,
-        task_publish_retry=True,
-        task_publish_retry_policy={
-            "max_retries": 2,
-            "interval_start": 0,
-            "interval_step": 0.2,
-            "interval_max": 0.5,
-        },
-        worker_hijack_root_logger=False,
-        worker_send_task_events=False,
-        worker_enable_remote_control=settings.uses_rabbitmq,
-        timezone="Asia/Shanghai",
-        enable_utc=True,
-        beat_schedule={
-            "outbox-relay": {
-                "task": "system.relay_outbox",
-                "schedule": settings.outbox_relay_seconds,
-            },
-            "deadline-scan": {"task": "deadlines.scan", "schedule": 60.0},
-            "callback-scan": {"task": "callbacks.scan", "schedule": 60.0},
-            "hotspot-scan": {
-                "task": "hotspots.scan",
-                "schedule": settings.hotspot_scan_minutes * 60.0,
-            },
-        },
-    )
-    return app
-
+__all__ = ["QUEUES", "celery_app"]
 
 celery_app = create_celery(get_settings())
 
@@ -99,6 +20,4 @@ celery_app = create_celery(get_settings())
 def _fresh_connections_after_fork(**_kwargs: Any) -> None:
     """A forked pool child must not use the database connections its parent opened (the
     start-up checks): drop them from this process's pool without closing the parent's sockets."""
-    from service.runtime import get_database
-
     get_database().engine.dispose(close=False)

@@ -8,10 +8,11 @@ from sqlalchemy.orm import Session
 
 from service.config import get_settings
 from service.runtime import http_client
+from service.worker import names
 from service.worker.tasks import hotline_task
 
 
-@hotline_task("callbacks.scan", max_retries=0)
+@hotline_task(names.SCAN_CALLBACKS, max_retries=0)
 def scan_callbacks(db_session: Session) -> dict[str, Any]:
     """Enqueue the due gateway calls and time out unanswered ones (the next beat tick retries)."""
     from service.callbacks import service
@@ -19,7 +20,7 @@ def scan_callbacks(db_session: Session) -> dict[str, Any]:
     return service.scan(db_session=db_session, settings=get_settings())
 
 
-@hotline_task("callbacks.place", max_retries=3)
+@hotline_task(names.PLACE_CALLBACK, max_retries=3)
 def place_callback(db_session: Session, *, callback_id: int) -> str:
     """Place one claimed call through the gateway; a redelivered task finds it done."""
     from service.callbacks import service

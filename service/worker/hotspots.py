@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from router.hotspots import HotspotConfig
+from router.hotspots.detection import HotspotConfig
 from service.config import Settings, get_settings
+from service.worker import names
 from service.worker.tasks import hotline_task
 
 
@@ -22,14 +23,14 @@ def hotspot_config(settings: Settings) -> HotspotConfig:
     )
 
 
-@hotline_task("hotspots.scan", max_retries=0)
+@hotline_task(names.SCAN_HOTSPOTS, max_retries=0)
 def scan_hotspots(db_session: Session) -> dict[str, Any]:
     """Find and store hotspots, notifying the supervisors once per new one (idempotent: a
     hotspot seen again is updated; the next beat tick retries a failed scan)."""
-    from router import merges
+    from router.hotspots import service as hotspots_service
     from router.orm import utcnow
 
-    result = merges.scan_hotspots(
+    result = hotspots_service.scan_hotspots(
         db_session=db_session, now=utcnow(), config=hotspot_config(get_settings())
     )
     return result.to_dict()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from service import diagnostics, outbox
 from service.config import get_settings
 from service.runtime import department_publisher, get_database, http_client, send_task
+from service.worker import names
 from service.worker.app import celery_app
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def hotline_task(name: str, *, max_retries: int = 8, acks_late: bool = True) -> 
     return decorate
 
 
-@hotline_task("system.probe")
+@hotline_task(names.PROBE)
 def probe(db_session: Session, *, probe_id: str) -> None:
     """Mark an end-to-end probe executed."""
     diagnostics.execute_probe(db_session=db_session, probe_id=probe_id)
@@ -88,7 +89,7 @@ def _delivery_options() -> dict[str, Any]:
     }
 
 
-@hotline_task("dispatch.deliver", max_retries=8)
+@hotline_task(names.DELIVER, max_retries=8)
 def deliver_work_order(db_session: Session, *, delivery_id: int) -> str | None:
     """Deliver one dispatched work order to one department over one channel, once."""
     from service.delivery import service as delivery_service
@@ -99,7 +100,7 @@ def deliver_work_order(db_session: Session, *, delivery_id: int) -> str | None:
     return None if row is None else row.status
 
 
-@hotline_task("dispatch.deliver_batch", max_retries=8)
+@hotline_task(names.DELIVER_BATCH, max_retries=8)
 def deliver_work_orders(db_session: Session, *, delivery_ids: list[int]) -> dict[str, int]:
     """Deliver the RabbitMQ deliveries of one dispatch over one confirmed channel, once each."""
     from service.delivery import service as delivery_service
@@ -113,7 +114,7 @@ def deliver_work_orders(db_session: Session, *, delivery_ids: list[int]) -> dict
     return statuses
 
 
-@hotline_task("dispatch.triage_pending", max_retries=0)
+@hotline_task(names.TRIAGE_PENDING, max_retries=0)
 def triage_pending(db_session: Session) -> int:
     """Route appeals left `received` (the model was missing or the process died mid-intake)."""
     from service import intake
@@ -121,16 +122,16 @@ def triage_pending(db_session: Session) -> int:
     return intake.triage_pending(db_session=db_session, settings=get_settings())
 
 
-@hotline_task("system.relay_outbox", max_retries=0)
+@hotline_task(names.RELAY_OUTBOX, max_retries=0)
 def relay_outbox(db_session: Session) -> int:
     """Publish outbox messages that were not published right after their commit."""
     return outbox.publish(db_session, send_task, older_than=timedelta(seconds=10))
 
 
-@hotline_task("deadlines.scan", max_retries=0)
+@hotline_task(names.SCAN_DEADLINES, max_retries=0)
 def scan_deadlines(db_session: Session) -> dict[str, Any]:
     """Warn about and escalate work-order deadlines (the next beat tick retries a failed scan)."""
-    from router import deadlines
+    from router.deadlines import service as deadlines
     from router.orm import utcnow
 
     return deadlines.scan_deadlines(db_session=db_session, now=utcnow()).to_dict()

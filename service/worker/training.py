@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session
 
 from classifier.errors import ClassifierError
 from router.errors import AppError
-from router.models import TrainingJob
 from router.orm import utcnow
 from service.config import Settings, get_settings
 from service.db import Database
 from service.runtime import get_database
+from service.worker import names
 from service.worker.tasks import TRANSIENT_ERRORS, hotline_task
+from training.models import TrainingJob
 from training.registry import RetrainSpec, retrain
 
 __all__ = ["retrain_spec", "run_job", "run_training"]
@@ -139,7 +140,7 @@ def run_job(*, job_id: str, database: Database, settings: Settings) -> str | Non
     return "succeeded"
 
 
-@hotline_task("training.run", max_retries=3)
+@hotline_task(names.RUN_TRAINING, max_retries=3)
 def run_training(db_session: Session, *, job_id: str) -> str | None:
     """Retrain from the job's parameters; register the version; promote it if not worse."""
     del db_session  # long work: run_job commits in short units of its own

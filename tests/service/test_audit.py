@@ -8,11 +8,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from router.models import Department
+from router.workorders.workflow import Role
 from service import runtime
 from service.api.app import create_app
 from service.auth import audit
 from service.auth import service as auth_service
-from service.auth.models import AuditEntry, Role
+from service.auth.models import AuditEntry
 from service.auth.security import SYSTEM_ACTOR, Actor, hash_password
 
 PASSWORD = "correct-horse-battery"

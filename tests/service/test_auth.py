@@ -11,14 +11,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router import workorders
-from router.models import Department, WorkOrder
+from router.models import Department
+from router.workorders import queries
+from router.workorders import service as workorders
+from router.workorders.models import WorkOrder
+from router.workorders.workflow import Role
 from service import runtime
 from service.api.app import create_app
 from service.api.deps import DbSession
 from service.api.security import CurrentActor, DepartmentScope, department_scope, require_roles
 from service.auth import service as auth_service
-from service.auth.models import ApiKey, Role, User
+from service.auth.models import ApiKey, User
 from service.auth.security import (
     SYSTEM_ACTOR,
     Actor,
@@ -494,7 +497,7 @@ def _orders_router() -> APIRouter:
 
     @test_router.get("/test/orders/{number}")
     def get_order(number: str, db_session: DbSession, actor: CurrentActor) -> dict[str, str]:
-        order = workorders.get_by_number_or_raise(
+        order = queries.get_by_number_or_raise(
             db_session=db_session, number=number, department_code=department_scope(actor)
         )
         return {"number": order.number}

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from router import callbacks
 from router.calendar import DEFAULT_CALENDAR
+from router.callbacks.models import Callback
 from router.orm import utcnow
 from service import outbox, runtime
 from service.callbacks import service
@@ -59,14 +59,12 @@ def closed_order(client: TestClient, login: Login, monkeypatch: pytest.MonkeyPat
 
 def make_due() -> None:
     with runtime.get_database().session() as db_session:
-        db_session.execute(
-            update(callbacks.Callback).values(due_at=utcnow() - timedelta(minutes=1))
-        )
+        db_session.execute(update(Callback).values(due_at=utcnow() - timedelta(minutes=1)))
 
 
-def the_callback() -> callbacks.Callback:
+def the_callback() -> Callback:
     with runtime.get_database().session() as db_session:
-        row = db_session.scalars(select(callbacks.Callback)).one()
+        row = db_session.scalars(select(Callback)).one()
         db_session.expunge(row)
         return row
 

@@ -28,7 +28,7 @@ def dispatched_order(client: TestClient, login: Login, monkeypatch: pytest.Monke
 
 def failed_delivery(number: str) -> int:
     """A webhook delivery of the order that ran out of retries: a dead letter."""
-    from router.models import WorkOrder
+    from router.workorders.models import WorkOrder
     from service.delivery import service as delivery
 
     with runtime.get_database().session() as db_session:

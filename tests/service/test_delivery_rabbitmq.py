@@ -22,8 +22,9 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import select
 
-from router.models import Department, WorkOrder
-from router.workorders import AppealInput, act, receive_appeal
+from router.models import Department
+from router.workorders.models import WorkOrder
+from router.workorders.service import AppealInput, act, receive_appeal
 from service import outbox
 from service.config import Settings
 from service.db import Database

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from router import workorders
 from router.orm import utcnow
+from router.workorders import service as workorders
 from service import runtime
 
 Login = Callable[[str], dict[str, str]]

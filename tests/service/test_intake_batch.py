@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from router import workorders
-from router.models import Appeal, WorkOrder
+from router.workorders import queries
+from router.workorders import service as workorders
+from router.workorders.models import Appeal, WorkOrder
 from service import classification, intake, runtime
 from service.config import get_settings
 from service.delivery.models import Delivery
@@ -189,13 +190,13 @@ def test_a_near_duplicate_in_the_same_batch_is_suggested(
     first, second = results_of(submit_many(submissions([light, again])))
     assert (first.duplicate_action, second.duplicate_action) == ("none", "suggest")
     with runtime.get_database().session() as db_session:
-        order = workorders.get_by_number(db_session=db_session, number=second.number)
+        order = queries.get_by_number(db_session=db_session, number=second.number)
         assert order is not None
-        from router import merges
+        from router.duplicates import service as merges
 
         candidates = merges.candidates_of(db_session=db_session, work_order=order)
         assert [c.candidate_id for c, _ in candidates][:1] == [
-            workorders.get_by_number(db_session=db_session, number=first.number).id  # type: ignore[union-attr]
+            queries.get_by_number(db_session=db_session, number=first.number).id  # type: ignore[union-attr]
         ]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from router import workorders
+from router.workorders import service as workorders
 from service import intake, runtime
 from service.config import get_settings
 
@@ -124,7 +124,7 @@ def test_the_index_can_be_warmed_before_the_first_appeal(
 def test_an_appeal_is_not_merged_automatically_into_a_closed_order(
     client: TestClient, login: Login, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from router.models import WorkOrder
+    from router.workorders.models import WorkOrder
 
     configure(monkeypatch, duplicate_auto_merge="true", duplicate_auto_merge_threshold="0.5")
     first = submit(LIGHT, "13800000051")

@@ -111,7 +111,7 @@ def test_merge_and_unmerge_round_trip_keeps_every_caller(
     assert master_read["merged_numbers"] == []
     assert [e["action"] for e in master_read["events"]][-2:] == ["merge_member", "unmerge_member"]
 
-    from router.models import WorkOrder
+    from router.workorders.models import WorkOrder
 
     with runtime.get_database().session() as db_session:
         phones = {

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from router.models import WorkOrder
+from router.workorders.models import WorkOrder
 from service import runtime
 from service.auth.models import AuditEntry
 from service.config import get_settings

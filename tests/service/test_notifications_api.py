@@ -7,9 +7,9 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from router import workorders
 from router.models import Department
-from router.notifications import notify
+from router.notifications.service import notify
+from router.workorders import service as workorders
 from service import runtime
 
 Login = Callable[[str], dict[str, str]]

@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from router.models import Appeal, Category, WorkOrder
+from router.models import Category
+from router.workorders.models import Appeal, WorkOrder
 from service import runtime
 
 Login = Callable[[str], dict[str, str]]

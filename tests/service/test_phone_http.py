@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from router.models import Appeal
+from router.workorders.models import Appeal
 from service import runtime
 
 Login = Callable[[str], dict[str, str]]

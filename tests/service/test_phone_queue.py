@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import func, select
 
 from router.errors import InvalidInput
-from router.models import Appeal
-from router.workorders import receive_appeal
+from router.workorders.models import Appeal
+from router.workorders.service import receive_appeal
 from service.channels.phone_queue import (
     PhoneTranscript,
     PoisonedTranscript,

@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from router.models import ModelVersion, TrainingJob
 from service import runtime
 from service.config import get_settings
 from service.worker.training import run_job
 from training.history import collect_history
+from training.models import ModelVersion, TrainingJob
 
 Login = Callable[[str], dict[str, str]]
 

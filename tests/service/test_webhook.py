@@ -16,8 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from router.models import Department, WorkOrder
-from router.workorders import AppealInput, act, receive_appeal
+from router.models import Department
+from router.workorders.models import WorkOrder
+from router.workorders.service import AppealInput, act, receive_appeal
 from service import outbox
 from service.db import Database
 from service.delivery import service as delivery

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from router.models import Appeal
+from router.workorders.models import Appeal
 from service import runtime
 from service.channels.models import WechatMessage
 from service.channels.wechat import parse_message, signature

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import func, select
 
 from router.models import Department
-from router.workorders import AppealInput, act, receive_appeal
+from router.workorders.service import AppealInput, act, receive_appeal
 from service import outbox, runtime
 from service.db import Database
 from service.delivery import service as delivery

@@ -337,8 +337,8 @@ def test_list_filters_scope_and_masking(
     assert listing(dept(other_department(owner)))["total"] == 0
     assert listing("agent", overdue=True)["total"] == 0
 
-    from router.models import WorkOrder
     from router.orm import utcnow
+    from router.workorders.models import WorkOrder
 
     with runtime.get_database().session() as db_session:
         row = db_session.scalars(

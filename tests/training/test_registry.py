@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from router.errors import Conflict, NotFound
-from router.models import ModelVersion
 from service.db import Database
 from training import registry
 from training.history import LabelledRow, read_base_rows, write_split
+from training.models import ModelVersion
 
 
 @pytest.fixture

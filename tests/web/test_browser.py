@@ -241,8 +241,8 @@ def test_department_sees_overdue_orders_in_red_and_returns_one_with_a_reason(
 ) -> None:
     from datetime import timedelta
 
-    from router.models import WorkOrder
     from router.orm import utcnow
+    from router.workorders.models import WorkOrder
     from service import runtime
 
     driver = browser.driver

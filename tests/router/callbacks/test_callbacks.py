@@ -10,12 +10,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router import callbacks, workorders
 from router.calendar import DEFAULT_CALENDAR
+from router.callbacks import service as callbacks
+from router.callbacks.models import Callback
 from router.errors import Conflict
-from router.models import Category, Department, WorkOrder, WorkOrderEvent
-from router.notifications import Notification
-from router.workflow import WorkflowPolicy
+from router.models import Category, Department
+from router.notifications.models import Notification
+from router.workorders import service as workorders
+from router.workorders.models import WorkOrder, WorkOrderEvent
+from router.workorders.workflow import WorkflowPolicy
 from service.db import Database
 
 # Friday 2026-10-09 18:30 Beijing time (a working day after the National Day week).
@@ -71,7 +74,7 @@ def closed_order(
     return order
 
 
-def close(session: Session, order: WorkOrder, at: datetime) -> list[callbacks.Callback]:
+def close(session: Session, order: WorkOrder, at: datetime) -> list[Callback]:
     workorders.act(
         db_session=session, work_order=order, action="close", actor="agent1", role="agent", now=at
     )
@@ -103,7 +106,7 @@ def actions(session: Session, order: WorkOrder) -> list[str]:
 
 def test_closure_schedules_one_callback_within_calling_hours(session: Session) -> None:
     order = closed_order(session)
-    (row,) = session.scalars(select(callbacks.Callback)).all()
+    (row,) = session.scalars(select(Callback)).all()
     # Closed 18:30 Beijing time + 2 h = 20:30, after calling hours (09:00-20:00): next morning.
     assert row.due_at == datetime(2026, 10, 10, 1, 0, tzinfo=UTC)
     assert (row.work_order_id, row.appeal_id, row.round) == (order.id, order.appeal_id, 1)
@@ -124,7 +127,7 @@ def test_due_list_holds_only_callbacks_whose_time_has_come(session: Session) -> 
 
 def test_satisfied_callback_completes_the_order(session: Session) -> None:
     order = closed_order(session)
-    (row,) = session.scalars(select(callbacks.Callback)).all()
+    (row,) = session.scalars(select(Callback)).all()
     at = CLOSED_AT + timedelta(days=1)
     recorded = callbacks.record_result(
         db_session=session, callback_id=row.id, outcome="basically_satisfied", actor="a", now=at
@@ -146,7 +149,7 @@ def test_satisfied_callback_completes_the_order(session: Session) -> None:
 
 def test_unreachable_is_retried_then_closed_after_the_last_attempt(session: Session) -> None:
     order = closed_order(session)
-    (row,) = session.scalars(select(callbacks.Callback)).all()
+    (row,) = session.scalars(select(Callback)).all()
     policy = WorkflowPolicy(max_callback_attempts=3)
     at = datetime(2026, 10, 10, 11, 30, tzinfo=UTC)  # 19:30 Beijing time
     retries = []
@@ -186,7 +189,7 @@ def test_unsatisfied_reopens_to_the_same_department_with_escalation_and_new_cloc
 ) -> None:
     order = closed_order(session)
     old_accept_deadline, old_deadline = order.accept_deadline_at, order.deadline_at
-    (row,) = session.scalars(select(callbacks.Callback)).all()
+    (row,) = session.scalars(select(Callback)).all()
     at = datetime(2026, 10, 12, 2, 0, tzinfo=UTC)  # Monday 10:00 Beijing time
     recorded = callbacks.record_result(
         db_session=session,
@@ -219,7 +222,7 @@ def test_every_merged_caller_is_called_and_one_unsatisfied_cancels_the_rest(
     session: Session,
 ) -> None:
     order = closed_order(session, at=CLOSED_AT)
-    (own,) = session.scalars(select(callbacks.Callback)).all()
+    (own,) = session.scalars(select(Callback)).all()
     # Members merged into the order: two new callers, a repeat caller and one without a phone.
     members = [
         merged_member(session, order, phone)
@@ -290,7 +293,7 @@ def test_all_merged_callers_answered_completes_the_order(session: Session) -> No
 
 def test_an_order_without_a_phone_number_gets_no_callback(session: Session) -> None:
     order = closed_order(session, phone=None)
-    assert session.scalars(select(callbacks.Callback)).all() == []
+    assert session.scalars(select(Callback)).all() == []
     assert order.state == "closed"
 
 

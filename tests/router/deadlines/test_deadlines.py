@@ -10,10 +10,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from router import deadlines, workorders
 from router.calendar import DEFAULT_CALENDAR
-from router.models import Department, WorkOrder, WorkOrderEvent
-from router.notifications import Notification, list_notifications
+from router.deadlines import service as deadlines
+from router.models import Department
+from router.notifications.models import Notification
+from router.notifications.service import list_notifications
+from router.workorders import queries
+from router.workorders import service as workorders
+from router.workorders.models import WorkOrder, WorkOrderEvent
 from service.db import Database
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -358,7 +362,7 @@ def test_the_scan_task_escalates_in_its_own_transaction(app_env: str) -> None:
             {"number": number, "kind": "accept", "deadline": "2025-11-24T02:00:00+00:00"}
         ]
         with database.session() as db_session:
-            order = workorders.get_by_number_or_raise(db_session=db_session, number=number)
+            order = queries.get_by_number_or_raise(db_session=db_session, number=number)
             assert order.escalated is True
             assert len(list_notifications(db_session=db_session, recipient_kind="supervisors")) == 1
     finally:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from router.duplicates import (
+from router.duplicates.index import (
     Action,
     AppealRecord,
     CallerRecord,
@@ -359,7 +359,7 @@ def test_a_crowded_site_still_finds_the_duplicate_when_rows_are_prefiltered() ->
 def test_the_hashed_query_lookup_matches_a_plain_search_even_with_collisions() -> None:
     import numpy as np
 
-    from router.duplicates import _Query
+    from router.duplicates.index import _Query
 
     rng = np.random.default_rng(8)
     ids = np.unique(rng.integers(1, 2**32, 3000, dtype=np.uint64).astype(np.uint32))

@@ -10,16 +10,19 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router import merges, workorders
-from router.duplicates import (
+from router.duplicates import service as merges
+from router.duplicates.index import (
     Action,
     Candidate,
     CategoryRelation,
     DuplicateCheck,
     PlaceRelation,
 )
+from router.duplicates.models import MergeRecord
 from router.errors import Conflict, Forbidden
-from router.models import Department, WorkOrder, WorkOrderEvent
+from router.models import Department
+from router.workorders import service as workorders
+from router.workorders.models import WorkOrder, WorkOrderEvent
 from service.db import Database
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
@@ -112,7 +115,7 @@ def test_merge_and_unmerge_round_trip_keeps_every_callers_record(db: Database) -
             "13800000002",
             "13800000003",
         ]
-        history = s.scalars(select(merges.MergeRecord).order_by(merges.MergeRecord.id)).all()
+        history = s.scalars(select(MergeRecord).order_by(MergeRecord.id)).all()
         assert [(r.kind, r.work_order_id, r.previous_state) for r in history] == [
             ("merge", second.id, "dispatched"),
             ("merge", third.id, "received"),

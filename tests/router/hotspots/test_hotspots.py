@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from router.errors import InvalidInput
-from router.hotspots import (
+from router.hotspots import service as hotspots_service
+from router.hotspots.detection import (
     HotspotAppeal,
     HotspotConfig,
     caller_hotspots,
@@ -17,6 +18,7 @@ from router.hotspots import (
     tail_probability,
     volume_hotspots,
 )
+from router.hotspots.models import HotspotRow
 
 NOW = datetime(2026, 5, 30, 0, 0, tzinfo=UTC)
 
@@ -152,7 +154,7 @@ def test_bad_input_is_rejected() -> None:
 
 
 def _orders(db_session: Any, count: int, *, hours_ago: float, street: str, phone: str = "") -> None:
-    from router import workorders
+    from router.workorders import service as workorders
 
     for i in range(count):
         order, _ = workorders.receive_appeal(
@@ -183,28 +185,27 @@ SCAN_CONFIG = HotspotConfig(baseline_buckets=7, min_count=5, min_distinct_caller
 
 
 def test_a_scan_stores_a_surge_once_and_updates_it_on_the_next_scan(scan_db: Any) -> None:
-    from router import merges
 
     with scan_db.session() as db_session:
         _orders(db_session, 1, hours_ago=24 * 4, street="A3-01")  # the usual level: quiet
         _orders(db_session, 8, hours_ago=5, street="A3-01")  # today: a surge
         _orders(db_session, 2, hours_ago=5, street="A4-02")  # elsewhere: normal
     with scan_db.session() as db_session:
-        first = merges.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
+        first = hotspots_service.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
     assert (first.found, len(first.created), first.updated) == (1, 1, [])
     with scan_db.session() as db_session:
         _orders(db_session, 2, hours_ago=1, street="A3-01")
     with scan_db.session() as db_session:
-        second = merges.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
+        second = hotspots_service.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
         assert (second.created, second.updated) == ([], first.created)
-        row = db_session.get_one(merges.HotspotRow, first.created[0])
+        row = db_session.get_one(HotspotRow, first.created[0])
         assert (row.kind, row.place_code, row.category_code, row.count) == (
             "volume",
             "A3-01",
             "010501",
             10,
         )
-        assert len(merges.hotspot_appeal_ids(db_session=db_session, hotspot=row)) == 10
+        assert len(hotspots_service.hotspot_appeal_ids(db_session=db_session, hotspot=row)) == 10
         assert [point["count"] for point in row.trend][-1] == 10
         assert sum(point["count"] for point in row.trend) == 11
         assert row.distinct_callers == 8  # the two later callers had called before
@@ -213,14 +214,13 @@ def test_a_scan_stores_a_surge_once_and_updates_it_on_the_next_scan(scan_db: Any
 def test_supervisors_are_notified_once_per_new_hotspot(scan_db: Any) -> None:
     from sqlalchemy import select
 
-    from router import merges
-    from router.notifications import Notification
+    from router.notifications.models import Notification
 
     with scan_db.session() as db_session:
         _orders(db_session, 8, hours_ago=5, street="A3-01")
     for _ in range(2):
         with scan_db.session() as db_session:
-            merges.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
+            hotspots_service.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
     with scan_db.session() as db_session:
         notes = db_session.scalars(select(Notification)).all()
         assert [(n.recipient_kind, n.kind) for n in notes] == [("supervisors", "hotspot")]
@@ -228,8 +228,8 @@ def test_supervisors_are_notified_once_per_new_hotspot(scan_db: Any) -> None:
 
 
 def test_a_problem_merged_from_many_callers_is_a_hotspot(scan_db: Any) -> None:
-    from router import merges
-    from router.models import WorkOrder
+    from router.duplicates import service as merges
+    from router.workorders.models import WorkOrder
 
     with scan_db.session() as db_session:
         _orders(db_session, 4, hours_ago=24 * 3, street="A5-01")
@@ -243,14 +243,14 @@ def test_a_problem_merged_from_many_callers_is_a_hotspot(scan_db: Any) -> None:
             )
         assert all(isinstance(o, WorkOrder) for o in orders)
     with scan_db.session() as db_session:
-        result = merges.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
-        rows = [db_session.get_one(merges.HotspotRow, i) for i in result.created]
+        result = hotspots_service.scan_hotspots(db_session=db_session, now=NOW, config=SCAN_CONFIG)
+        rows = [db_session.get_one(HotspotRow, i) for i in result.created]
     assert [(r.kind, r.distinct_callers, r.count) for r in rows] == [("many_callers", 4, 4)]
 
 
 def select_orders() -> Any:
     from sqlalchemy import select
 
-    from router.models import WorkOrder
+    from router.workorders.models import WorkOrder
 
     return select(WorkOrder).order_by(WorkOrder.id)

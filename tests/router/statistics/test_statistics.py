@@ -8,11 +8,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session
 
-from router import statistics, workorders
-from router.callbacks import Callback
-from router.deadlines import on_time_figures
+from router.callbacks.models import Callback
+from router.deadlines.service import on_time_figures
 from router.errors import InvalidInput
-from router.models import Category, Department, WorkOrder
+from router.models import Category, Department
+from router.statistics import service as statistics
+from router.workorders import service as workorders
+from router.workorders.models import WorkOrder
 from service.db import Database
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

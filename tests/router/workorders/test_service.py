@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
-from router import workorders
 from router.errors import Conflict, NotFound
-from router.models import Department, WorkOrderEvent
+from router.models import Department
+from router.workorders import queries
+from router.workorders import service as workorders
+from router.workorders.models import WorkOrderEvent
 from service.db import Database
 
 NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
@@ -98,14 +100,14 @@ def test_another_departments_order_is_not_found(session: Session) -> None:
     order.department_code = "D1"
     session.flush()
     assert (
-        workorders.get_by_number_or_raise(
+        queries.get_by_number_or_raise(
             db_session=session, number=order.number, department_code="D1"
         )
         is order
     )
     with pytest.raises(NotFound):
-        workorders.get_by_number_or_raise(
+        queries.get_by_number_or_raise(
             db_session=session, number=order.number, department_code="D2"
         )
     with pytest.raises(NotFound):
-        workorders.get_by_number_or_raise(db_session=session, number="20260101-0000000")
+        queries.get_by_number_or_raise(db_session=session, number="20260101-0000000")

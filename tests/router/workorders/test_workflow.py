@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from router import workflow
 from router.calendar import WorkingCalendar
 from router.errors import Conflict, Forbidden, InvalidInput
-from router.workflow import (
+from router.workorders import workflow
+from router.workorders.workflow import (
+    WORKFLOW_ROLES,
     Action,
     CallbackOutcome,
     DeadlineStatus,
@@ -71,7 +72,7 @@ LEGAL: dict[tuple[str, str, str], str] = {
 LEGAL_PAIRS = {(state, action) for state, action, _ in LEGAL}
 ALL_STATES = [s.value for s in State]
 ALL_ACTIONS = [a.value for a in Action]
-ALL_ROLES = [r.value for r in Role]
+ALL_ROLES = [r.value for r in WORKFLOW_ROLES]
 
 
 # -- the transition table -----------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Satisfaction callbacks (回访): the table, scheduling after closure and recording results."""

@@ -1,0 +1,1 @@
+"""Notifications to departments and to the centre's supervisors."""

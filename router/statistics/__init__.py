@@ -1,0 +1,1 @@
+"""Supervisors' figures over a period and the rows of the CSV export."""

@@ -1,0 +1,94 @@
+"""Building the Celery application: JSON only, late acks, one queue per kind of work.
+
+Queues: `dispatch` (delivery of work orders), `deadlines` (warning/overdue scans), `callbacks`
+(satisfaction callbacks), `training` (model training), and `default` (the outbox relay, probes,
+hotspot scans). Task names (`service.worker.names`) are dotted and their first part chooses the
+queue (`dispatch.deliver` → `dispatch`). On RabbitMQ the queues are durable quorum queues and
+publishes wait for the broker's confirm. Used by the worker (`service.worker.app`) and by the
+publishers of other processes (`service.runtime`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from service.config import Settings
+from service.worker import names
+
+QUEUES = ("dispatch", "deadlines", "callbacks", "training", "default")
+
+
+def build_queues(settings: Settings) -> list[Queue]:
+    arguments: dict[str, Any] = {"x-queue-type": "quorum"} if settings.uses_rabbitmq else {}
+    exchange = Exchange("hotline.tasks", type="direct", durable=True)
+    return [
+        Queue(name, exchange, routing_key=name, durable=True, queue_arguments=arguments or None)
+        for name in QUEUES
+    ]
+
+
+def create_celery(settings: Settings) -> Celery:
+    app = Celery(
+        "hotline",
+        broker=settings.broker_url,
+        include=[
+            "service.worker.tasks",
+            "service.worker.callbacks",
+            "service.worker.hotspots",
+            "service.worker.training",
+        ],
+    )
+    transport_options: dict[str, Any] = {}
+    if settings.uses_rabbitmq:
+        transport_options["confirm_publish"] = True
+    else:
+        # kombu passes these to create_engine(): wait for SQLite's write lock instead of failing.
+        transport_options["connect_args"] = {"timeout": 30}
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=build_queues(settings),
+        task_default_queue="default",
+        task_default_exchange="hotline.tasks",
+        task_default_routing_key="default",
+        task_routes={f"{name}.*": {"queue": name, "routing_key": name} for name in QUEUES},
+        task_create_missing_queues=False,
+        broker_transport_options=transport_options,
+        broker_connection_timeout=settings.broker_connect_timeout,
+        broker_connection_retry_on_startup=True,
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        worker_enable_remote_control=settings.uses_rabbitmq,
+        timezone="Asia/Shanghai",
+        enable_utc=True,
+        beat_schedule={
+            "outbox-relay": {
+                "task": names.RELAY_OUTBOX,
+                "schedule": settings.outbox_relay_seconds,
+            },
+            "deadline-scan": {"task": names.SCAN_DEADLINES, "schedule": 60.0},
+            "callback-scan": {"task": names.SCAN_CALLBACKS, "schedule": 60.0},
+            "hotspot-scan": {
+                "task": names.SCAN_HOTSPOTS,
+                "schedule": settings.hotspot_scan_minutes * 60.0,
+            },
+        },
+    )
+    return app
