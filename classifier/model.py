@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 from classifier.calibration import fit_temperature, softmax
 from classifier.errors import DatasetError
 from classifier.features import CHAR_PREFIX, FeatureSpace
+from classifier.ood import assess
 from classifier.text import TextPipeline, read_user_dict, read_word_list
 
 __all__ = ["HotlineClassifier", "Suggestion", "split_label"]
@@ -75,7 +76,8 @@ class Suggestion:
 
     `label` is the deepest predicted path, `levels` the prefixes of that path with the probability
     of each prefix, `alternatives` the top-k paths, `department` (code, probability) when the model
-    learned departments, `terms` the features that pushed the suggestion most.
+    learned departments, `terms` the features that pushed the suggestion most, `ood` the flags of
+    the out-of-distribution gate (`classifier.ood`; empty: the text looks like an appeal).
     """
 
     label: str
@@ -85,6 +87,7 @@ class Suggestion:
     department: tuple[str, float] | None = None
     department_alternatives: list[tuple[str, float]] = field(default_factory=list)
     terms: list[tuple[str, float]] = field(default_factory=list)
+    ood: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +98,7 @@ class Suggestion:
             "department": list(self.department) if self.department else None,
             "department_alternatives": [list(a) for a in self.department_alternatives],
             "terms": [list(t) for t in self.terms],
+            "ood": list(self.ood),
         }
 
 
@@ -984,7 +988,11 @@ class HotlineClassifier(ClassifierMixin, BaseEstimator):
         texts = [str(t) if t is not None else "" for t in texts]
         if not texts:
             return []
-        Xm = self._transform(texts)
+        words, compacts = _tokens_of(self, texts)
+        indptr, indices, data = self.features_.transform(words, compacts)
+        Xm = _Rows(indptr, indices, data, self.features_.n_features)
+        vocabulary = self.features_.word_id
+        gate = [assess(t, w, vocabulary) for t, w in zip(texts, words, strict=True)]
         beams = self._beam(Xm, max(k, 1))
         dept = self._department_scores(Xm, beams)
         dept_top: list[list[tuple[str, float]]] = []
@@ -1011,6 +1019,7 @@ class HotlineClassifier(ClassifierMixin, BaseEstimator):
                     department=department_alts[0] if department_alts else None,
                     department_alternatives=department_alts,
                     terms=terms[r] if terms is not None else [],
+                    ood=gate[r].flags,
                 )
             )
         return out

@@ -11,7 +11,8 @@ The category is the classifier's leaf. The department is decided by, in order:
 `RouteDecision.department_source` says which one decided. Urgent keywords force the urgent
 priority and the urgent deadline. The order is dispatched automatically when the category
 confidence reaches the threshold of its level-1 group (or the default threshold); otherwise it
-waits for an agent's review.
+waits for an agent's review. A text the classifier's out-of-distribution gate flagged
+(`Suggestion.ood`: not Chinese, too short, junk, unknown words) is never dispatched automatically.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class RouteDecision:
     auto_dispatch: bool
     alternatives: tuple[Alternative, ...]
     terms: tuple[tuple[str, float], ...]
+    ood: tuple[str, ...] = ()  # the out-of-distribution flags, shown to the reviewing agent
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +93,7 @@ class RouteDecision:
                 for a in self.alternatives
             ],
             "terms": [[term, round(weight, 4)] for term, weight in self.terms],
+            "ood": list(self.ood),
         }
 
 
@@ -165,6 +168,7 @@ def route(
         and category.is_leaf
         and department is not None
         and suggestion.confidence >= policy.threshold_for(category)
+        and not suggestion.ood
     )
     return RouteDecision(
         category_code=category.code if category else None,
@@ -183,4 +187,5 @@ def route(
         auto_dispatch=auto,
         alternatives=tuple(alternatives),
         terms=tuple(suggestion.terms),
+        ood=tuple(suggestion.ood),
     )
