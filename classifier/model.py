@@ -56,6 +56,18 @@ _STACK_MIN_ROWS = 30
 _SMALL_DATA = 50_000
 
 
+# Fewest preferred held-out rows (`fit(calibrate_on=...)`) a temperature is fitted on alone.
+_MIN_PREFERRED_CALIBRATION = 100
+
+
+def _fit_preferred(scores: list[np.ndarray], targets: list[int], preferred: list[bool]) -> float:
+    """`fit_temperature` on the preferred rows when there are enough of them, else on all."""
+    if sum(preferred) >= _MIN_PREFERRED_CALIBRATION and not all(preferred):
+        keep = [k for k, p in enumerate(preferred) if p]
+        return fit_temperature([scores[k] for k in keep], [targets[k] for k in keep])
+    return fit_temperature(scores, targets)
+
+
 def split_label(label: str) -> tuple[str, ...]:
     """'a/b/c' → ('a', 'b', 'c'); surrounding blanks and empty parts are dropped."""
     return tuple(part.strip() for part in str(label).split(_SEP) if part.strip())
@@ -509,11 +521,17 @@ class HotlineClassifier(ClassifierMixin, BaseEstimator):
         y: Sequence[str],
         departments: Sequence[str | None] | None = None,
         *,
+        calibrate_on: Sequence[bool] | None = None,
         progress: ProgressCallback | None = None,
     ) -> HotlineClassifier:
         """Learn from texts `X` and "/"-joined label paths `y` of any depth.
 
         `departments` (optional, same length, None/"" where unknown) trains the department model.
+        `calibrate_on` (optional, same length) marks the rows that stand for the texts the model
+        will see, e.g. real appeals beside a synthetic corpus: each temperature (per depth, and
+        the department model's) is fitted on the held-out rows so marked that carry a label at
+        that depth, when there are at least `_MIN_PREFERRED_CALIBRATION` of them, else on all
+        held-out rows. Rows labelled only down to some depth train only the nodes above it.
         `progress(stage, fraction)` is called as training advances.
         """
         report = progress or (lambda stage, fraction: None)
@@ -542,6 +560,11 @@ class HotlineClassifier(ClassifierMixin, BaseEstimator):
             ]
             if not any(depts):
                 depts = None
+        preferred = None
+        if calibrate_on is not None:
+            if len(calibrate_on) != len(texts):
+                raise DatasetError(f"{len(texts)} texts but {len(calibrate_on)} calibrate_on flags")
+            preferred = np.asarray(calibrate_on, dtype=bool)
 
         self.text_pipeline_ = TextPipeline(
             user_words=read_user_dict(self.user_dict) if self.user_dict else (),
@@ -581,7 +604,7 @@ class HotlineClassifier(ClassifierMixin, BaseEstimator):
                 0.7 if refit else 0.98,
                 lambda: self._fit_departments(Xm, paths, depts, fit_rows, seed),
             )
-            self._fit_temperatures(Xm, paths, depts, hold_rows, nodes, dept_node)
+            self._fit_temperatures(Xm, paths, depts, hold_rows, nodes, dept_node, preferred)
             report("calibration", 0.7)
         else:
             self.temperatures_: dict[int, float] = {}
@@ -737,9 +760,11 @@ class HotlineClassifier(ClassifierMixin, BaseEstimator):
         rows: np.ndarray,
         nodes: dict[str, _LinearNode],
         dept_node: Any,
+        preferred: np.ndarray | None = None,
     ) -> None:
-        scores_by_depth: dict[int, tuple[list[np.ndarray], list[int]]] = defaultdict(
-            lambda: ([], [])
+        # per depth: score rows, true columns and whether each row is a preferred one
+        by_depth: dict[int, tuple[list[np.ndarray], list[int], list[bool]]] = defaultdict(
+            lambda: ([], [], [])
         )
         requests: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for i in rows:
@@ -756,17 +781,22 @@ class HotlineClassifier(ClassifierMixin, BaseEstimator):
                 continue
             s = node.scores(Xm[[i for i, _ in items]])
             depth = 0 if not parent else parent.count(_SEP) + 1
-            bucket = scores_by_depth[depth]
+            bucket = by_depth[depth]
             bucket[0].extend(s)
             bucket[1].extend(col[c] for _, c in items)
-        self.temperatures_ = {d: fit_temperature(s, t) for d, (s, t) in scores_by_depth.items()}
+            bucket[2].extend(preferred is None or bool(preferred[i]) for i, _ in items)
+        self.temperatures_ = {d: _fit_preferred(*bucket) for d, bucket in by_depth.items()}
         self.department_temperature_ = 1.0
         if depts and isinstance(dept_node, _LinearNode) and len(dept_node.classes) > 1:
             col = {c: j for j, c in enumerate(dept_node.classes)}
             known = [(int(i), col[d]) for i in rows if (d := depts[i]) is not None and d in col]
             if known:
                 s = dept_node.scores(Xm[[i for i, _ in known]])
-                self.department_temperature_ = fit_temperature(list(s), [j for _, j in known])
+                self.department_temperature_ = _fit_preferred(
+                    list(s),
+                    [j for _, j in known],
+                    [preferred is None or bool(preferred[i]) for i, _ in known],
+                )
 
     # --- predict ----------------------------------------------------------------------------
 
