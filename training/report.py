@@ -35,6 +35,12 @@ def format_summary(metrics: dict[str, Any]) -> str:
         )
     else:
         lines.append("department accuracy: – (no department column or no department model)")
+    routed = metrics.get("routed_department")
+    if routed:
+        lines.append(
+            f"routed department (learned, else the catalogue's lead): {_pct(routed['accuracy'])}"
+            f" ({routed['rows']} rows, {_pct(routed['from_catalogue'])} from the catalogue)"
+        )
     lines.append(
         f"accuracy at the gold depth: {_pct(metrics['accuracy'])}, ECE {metrics['ece']:.4f}"
     )

@@ -28,6 +28,7 @@ __all__ = [
     "evaluate_model",
     "predict_file",
     "resolver_for",
+    "routed_department",
     "train_model",
 ]
 
@@ -62,6 +63,35 @@ class TrainResult:
     depth: int
     seconds: float
     metrics: dict[str, Any] | None
+
+
+def routed_department(suggestion: Any, info: dict[str, str | None]) -> str | None:
+    """The department a suggestion routes to without a place: the learned one, else the
+    catalogue's lead of the predicted category (or of its nearest ancestor with one), so that a
+    model trained on level-1 labels alone still names a department."""
+    if suggestion.department is not None:
+        return str(suggestion.department[0])
+    return info["lead_department"]
+
+
+def _routed_department_metrics(
+    model: HotlineClassifier,
+    texts: Sequence[str],
+    gold: Sequence[str | None] | None,
+    resolver: LabelResolver,
+) -> dict[str, Any] | None:
+    """Accuracy of `routed_department` on the rows with a gold department (taxonomy models)."""
+    rows = [i for i, d in enumerate(gold or []) if d]
+    if gold is None or not rows or resolver.catalogue is None:
+        return None
+    suggestions = model.suggest_batch([texts[i] for i in rows], k=1, explain=False)
+    routed = [routed_department(s, resolver.describe(s.label)) for s in suggestions]
+    learned = sum(s.department is not None for s in suggestions)
+    return {
+        "rows": len(rows),
+        "accuracy": float(np.mean([r == gold[i] for r, i in zip(routed, rows, strict=True)])),
+        "from_catalogue": 1.0 - learned / len(rows),
+    }
 
 
 def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,6 +159,12 @@ def train_model(
             [paths[i] for i in test_rows],
             [depts[i] for i in test_rows] if depts else None,
         )
+        metrics["routed_department"] = _routed_department_metrics(
+            model,
+            [texts[i] for i in test_rows],
+            [depts[i] for i in test_rows] if depts else None,
+            resolver,
+        )
         metrics["split"] = {
             "holdout": holdout,
             "seed": seed,
@@ -193,14 +229,13 @@ def predict_file(
             out: dict[str, Any] = dict(row)
             out["predicted_label"] = s.label
             out["confidence"] = round(s.confidence, 4)
-            department = s.department[0] if s.department else None
             if taxonomy:
                 info = resolver.describe(s.label)
                 out["category_code"] = info["category_code"]
                 out["category_path"] = info["category_path"]
-                out["department_code"] = department or info["lead_department"]
-            elif department is not None:
-                out["department_code"] = department
+                out["department_code"] = routed_department(s, info)
+            elif s.department is not None:
+                out["department_code"] = s.department[0]
             out["department_confidence"] = round(s.department[1], 4) if s.department else None
             out["alternatives"] = "|".join(f"{p}:{c:.3f}" for p, c in s.alternatives[1:])
             out["terms"] = " ".join(t for t, _ in s.terms)
@@ -236,6 +271,10 @@ def evaluate_model(
     if len({split_label(p)[0] for p in resolved.paths}) < 2:
         raise DatasetError("the evaluation labels have a single class; need at least two")
     metrics = evaluate(model, dataset.texts, resolved.paths, dataset.departments, progress=progress)
+    if kind == "taxonomy":
+        metrics["routed_department"] = _routed_department_metrics(
+            model, dataset.texts, dataset.departments, resolver_for(kind)
+        )
     return {
         "model": str(model_dir),
         "data": dataset.files,
