@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from classifier.ood import intake_refusal
 from router.workorders import service as workorders
 from router.workorders.workflow import Role, State
 from service import classification, intake
@@ -24,6 +27,19 @@ Channel = Literal["phone", "web", "wechat", "open311", "agent"]
 NextStep = Literal["auto_dispatched", "awaiting_review", "awaiting_triage", "in_progress"]
 IntakeActor = Annotated[Actor, Depends(require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN))]
 AppealType = Literal["consultation", "help", "complaint", "report", "suggestion"]
+# Why an appeal text is refused (`classifier.ood.intake_refusal`), as the 422's `type` and `msg`.
+REFUSED_TEXT = {
+    "blank": "诉求内容为空，请用中文描述您的诉求（时间、地点、具体问题）。",
+    "no_chinese": "诉求内容须包含中文，请用中文描述您的诉求（时间、地点、具体问题）。",
+}
+
+
+def refused_text(code: str) -> RequestValidationError:
+    """The 422 of a text refused for `code` (see `REFUSED_TEXT`), as every intake path gives it:
+    `{"error": "ValidationError", "detail": [{"loc": ["body", "text"], "msg", "type": code}]}`."""
+    return RequestValidationError(
+        [{"loc": ("body", "text"), "msg": REFUSED_TEXT[code], "type": code}]
+    )
 
 
 class AttachmentMeta(BaseModel):
@@ -68,6 +84,8 @@ class SuggestionRead(BaseModel):
     deadline_unit: str
     auto_dispatch: bool
     terms: list[tuple[str, float]]
+    ood: list[str] = Field(default_factory=list)
+    """Out-of-distribution flags (`classifier.ood`): such an appeal always goes to review."""
 
 
 class AppealCreate(BaseModel):
@@ -81,6 +99,15 @@ class AppealCreate(BaseModel):
     location: Location | None = None
     attachments: list[AttachmentMeta] = Field(default_factory=list, max_length=20)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @field_validator("text")
+    @classmethod
+    def _refuse_non_chinese(cls, text: str) -> str:
+        # Blank, English, emoji or digits only: not an appeal (short Chinese text is kept).
+        code = intake_refusal(text)
+        if code is not None:
+            raise PydanticCustomError(code, REFUSED_TEXT[code])
+        return text
 
     @model_validator(mode="after")
     def _refuse_nul(self) -> AppealCreate:

@@ -27,10 +27,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import State
 
+from classifier.ood import intake_refusal
 from router.models import Category
 from router.workorders import service as workorders
 from router.workorders.workflow import Role
 from service import intake
+from service.api.appeals import REFUSED_TEXT
 from service.api.security import remote_addr
 from service.channels.limits import MAX_TEXT_LENGTH, charset_of, rate_limiter
 from service.channels.open311 import (
@@ -145,6 +147,7 @@ def request_by_id(number: str, fmt: str) -> Response:
     responses={
         200: {"description": "Replay of an Idempotency-Key: the first result"},
         403: {"description": "Missing or unknown api_key"},
+        422: {"description": "The description has no Chinese character (not an appeal)"},
         429: {"description": "Too many requests from this caller (see Retry-After)"},
         **ERRORS,
     },
@@ -291,6 +294,9 @@ def _create(
     if latitude is None and address_string is None and address_id is None:
         raise Open311Error(400, "须提供位置：lat 和 long、address_string 或 address_id 之一")
     description = _text(form, "description", MAX_TEXT_LENGTH)
+    refusal = intake_refusal(description) if description is not None else None
+    if refusal is not None:  # English, emoji, digits only (an empty one uses the service name)
+        raise Open311Error(422, REFUSED_TEXT[refusal])
     phone = _text(form, "phone", 32)
     if phone is not None and not PHONE.match(phone):
         raise Open311Error(400, "phone 不是有效的电话号码")

@@ -20,7 +20,13 @@ from fastapi.responses import JSONResponse
 from router.errors import AppError, Forbidden, Unauthorized
 from router.workorders.workflow import Role
 from service import intake
-from service.api.appeals import AppealCreated, AppealType, SuggestionRead, next_step
+from service.api.appeals import (
+    AppealCreated,
+    AppealType,
+    SuggestionRead,
+    next_step,
+    refused_text,
+)
 from service.api.security import (
     NOT_AUTHENTICATED,
     ApiKeySecret,
@@ -31,7 +37,12 @@ from service.api.security import (
 )
 from service.auth.security import Actor
 from service.channels.limits import MAX_TEXT_LENGTH
-from service.channels.phone_queue import PoisonMessage, parse_transcript, to_appeal_input
+from service.channels.phone_queue import (
+    PoisonMessage,
+    RefusedText,
+    parse_transcript,
+    to_appeal_input,
+)
 from service.config import get_settings
 from service.runtime import get_database
 
@@ -90,6 +101,7 @@ TranscriptSource = Annotated[Actor, Depends(require_transcript_source)]
     responses={
         200: {"model": AppealCreated, "description": "Replay of a call_id"},
         400: {"description": "Not a transcript (the reason is in `detail`)"},
+        422: {"description": "The text has no Chinese character (not an appeal)"},
         413: {"description": "Request too large"},
     },
     openapi_extra={
@@ -132,6 +144,8 @@ async def submit_transcript(request: Request, actor: TranscriptSource) -> Any:
 def _submit(*, body: bytes, content_type: str | None, actor: Actor) -> JSONResponse:
     try:
         transcript = parse_transcript(body, content_type=content_type)
+    except RefusedText as exc:  # the same 422 as POST /api/v1/appeals
+        raise refused_text(exc.code) from None
     except PoisonMessage as exc:
         raise InvalidTranscript(exc.reason) from None
     except OverflowError:  # started_at of year 1 has no UTC form

@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from starlette.datastructures import State
 
+from classifier.ood import intake_refusal
 from router.errors import InvalidInput, NotFound
 from router.workorders import queries
 from router.workorders import service as workorders
@@ -49,6 +50,10 @@ WELCOME = (
 )
 TEXT_ONLY = "您好，目前仅支持受理文字留言，请用文字描述您的诉求，或拨打12345热线。"
 EMPTY_TEXT = "您好，留言内容为空，请用文字描述您的诉求。"
+NOT_CHINESE = (
+    "您好，我们目前只能受理中文留言，请用中文描述您的诉求（时间、地点、具体问题），"
+    "或拨打12345热线。"
+)
 TOO_LONG = "您好，留言内容过长，请精简到 {limit} 字以内后重新发送。"
 TOO_FAST = "您好，您提交得过于频繁，请约 {seconds} 秒后再试。"
 
@@ -136,8 +141,9 @@ def _handle_message(
         message.msg_type == "voice" and not message.content
     ):
         return wechat.text_reply(message, TEXT_ONLY)
-    if not message.content:
-        return wechat.text_reply(message, EMPTY_TEXT)
+    refusal = intake_refusal(message.content)  # blank, or no Chinese: no work order
+    if refusal is not None:
+        return wechat.text_reply(message, EMPTY_TEXT if refusal == "blank" else NOT_CHINESE)
     if len(message.content) > MAX_TEXT_LENGTH:
         return wechat.text_reply(message, TOO_LONG.format(limit=MAX_TEXT_LENGTH))
 

@@ -19,7 +19,8 @@ The consumer takes one message at a time (prefetch 1) and acks it only after the
 returned, i.e. after the appeal is committed; the handler must be idempotent by `call_id`,
 because a consumer killed between its commit and its ack gets the message again.
 
-* Poison (not JSON, no `call_id` or `text`, undecodable bytes), or the handler raising
+* Poison (not JSON, no `call_id` or `text`, undecodable bytes, a text without any Chinese
+  character: `RefusedText`, the rule of `classifier.ood.intake_refusal`), or the handler raising
   `PoisonMessage` or an `AppError`: `on_poison` records a dead letter, a copy goes to
   `intake.phone.dead` with the reason in the `x-hotline-reason` header, and the original is acked.
   (`basic_nack(requeue=False)` would dead-letter it too, but without our reason.)
@@ -46,6 +47,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, ChannelClosedByBroker
 from pika.spec import Basic, BasicProperties
 
+from classifier.ood import intake_refusal
 from router.errors import AppError
 from router.workorders.service import AppealInput
 from service.channels.limits import MAX_TEXT_LENGTH
@@ -66,6 +68,7 @@ __all__ = [
     "PhoneTranscript",
     "PoisonMessage",
     "PoisonedTranscript",
+    "RefusedText",
     "TranscriptHandler",
     "dead_letter_recorder",
     "declare_phone_queue",
@@ -103,6 +106,15 @@ class PoisonMessage(Exception):
         super().__init__(reason)
         self.reason = reason
         self.call_id = call_id
+
+
+class RefusedText(PoisonMessage):
+    """A transcript whose text no channel accepts as an appeal (no Chinese character at all);
+    `code` is `classifier.ood.intake_refusal`'s. Short Chinese text is not refused."""
+
+    def __init__(self, code: str, *, call_id: str | None = None) -> None:
+        super().__init__(f"text refused ({code}): it has no Chinese character", call_id=call_id)
+        self.code = code
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,6 +268,10 @@ def parse_transcript(
         raise PoisonMessage("asr_confidence must be between 0 and 1", call_id=call_id)
     known = {"call_id", "text", "started_at", "duration_seconds", "asr_confidence", *_OPTIONAL_TEXT}
     optional = {name: _text(data, name, call_id) for name in _OPTIONAL_TEXT}
+    duration = _number(data, "duration_seconds", call_id)
+    refusal = intake_refusal(transcript_text)  # last: the other reasons are reported first
+    if refusal is not None:
+        raise RefusedText(refusal, call_id=call_id)
     return PhoneTranscript(
         call_id=call_id,
         text=transcript_text,
@@ -267,7 +283,7 @@ def parse_transcript(
         agent_id=optional["agent_id"],
         recording_url=optional["recording_url"],
         started_at=started_at,
-        duration_seconds=_number(data, "duration_seconds", call_id),
+        duration_seconds=duration,
         asr_confidence=confidence,
         extra={key: value for key, value in data.items() if key not in known},
     )

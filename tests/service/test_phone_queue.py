@@ -256,7 +256,8 @@ def test_poison_goes_to_the_dead_letter_queue_with_its_reason(amqp_url: str, que
     publish(amqp_url, queue, b"{broken", message_id="m-broken")
     publish(amqp_url, queue, json.dumps({"call_id": "C-no-text"}).encode())
     publish(amqp_url, queue, b'{"call_id": "C-bytes", "text": "\xff"}')
-    publish(amqp_url, queue, json.dumps({"call_id": "C-refused", "text": "x"}).encode())
+    refused = {"call_id": "C-refused", "text": "路灯坏了"}  # Chinese: it reaches the handler
+    publish(amqp_url, queue, json.dumps(refused, ensure_ascii=False).encode())
     publish(amqp_url, queue, json.dumps(TRANSCRIPT).encode())
     consumer = Consumer(amqp_url, queue, handler, on_poison=poisoned.append)
     try:
@@ -274,6 +275,32 @@ def test_poison_goes_to_the_dead_letter_queue_with_its_reason(amqp_url: str, que
     assert dead[0][0].message_id == "m-broken"
     assert dead[0][1] == b"{broken"
     assert [p.reference for p in poisoned] == ["m-broken", "C-no-text", "(no call_id)", "C-refused"]
+
+
+def test_a_transcript_without_chinese_is_acked_and_dead_lettered_not_requeued(
+    amqp_url: str, queue: str
+) -> None:
+    handled: list[str] = []
+    poisoned: list[PoisonedTranscript] = []
+
+    def handler(transcript: PhoneTranscript) -> str:
+        handled.append(transcript.call_id)
+        return "20261123-0000001"
+
+    declare(amqp_url, queue)
+    publish(
+        amqp_url, queue, json.dumps({"call_id": "C-en", "text": "my streetlight is out"}).encode()
+    )
+    publish(amqp_url, queue, json.dumps(TRANSCRIPT).encode())
+    consumer = Consumer(amqp_url, queue, handler, on_poison=poisoned.append)
+    try:
+        assert wait_for(lambda: handled == ["C-0001"])
+    finally:
+        consumer.close()
+    assert queue_length(amqp_url, queue) == 0
+    ((properties, _),) = drain(amqp_url, f"{queue}.dead")
+    assert "no Chinese character" in properties.headers["x-hotline-reason"]
+    assert [p.reference for p in poisoned] == ["C-en"]
 
 
 def test_a_message_that_keeps_failing_is_dead_lettered_by_the_broker(
