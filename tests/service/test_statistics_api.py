@@ -15,7 +15,11 @@ from service import runtime
 Login = Callable[[str], dict[str, str]]
 
 LIGHT = "小区门口的路灯坏了半个多月，晚上一片漆黑，请尽快派人维修。"
-FORMULA = '=HYPERLINK("http://evil.example") 我家楼下垃圾没人清运，身份证430102199001011234'
+# Chinese enough to pass the out-of-distribution gate (Chinese characters over half the letters)
+FORMULA = (
+    '=HYPERLINK("http://evil.example") 我家楼下的垃圾已经三天没人清运了，臭气熏天，'
+    "请尽快处理，身份证430102199001011234"
+)
 
 
 def today() -> str:
