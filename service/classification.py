@@ -24,7 +24,10 @@ from classifier import HotlineClassifier, load_metadata, load_model
 from classifier.errors import ArtifactError
 from router.catalogue import Catalogue, default_catalogue
 from router.routing import RouteDecision, RoutingPolicy, route
+from service.config import get_settings
 from service.db import Database
+from service.runtime import get_database
+from training.models import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +52,10 @@ class _Active:
 
 
 def _default_database() -> Database:
-    from service.runtime import get_database
-
     return get_database()
 
 
 def _default_refresh_seconds() -> float:
-    from service.config import get_settings
-
     return get_settings().model_refresh_seconds
 
 
@@ -103,7 +102,6 @@ class ModelRuntime:
     def _ask_registry(
         self, database: Database | None, known: _Active | None
     ) -> tuple[str | None, Path | None]:
-        from training.models import ModelVersion
 
         now = time.monotonic()
         latest = self._active

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from service.config import Settings
 from service.db import Database
+from service.migrate import current_revision, head_revision
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,6 @@ class Check:
 
 
 def check_database(database: Database) -> Check:
-    from service.migrate import current_revision, head_revision
-
     try:
         database.ping()
         current = current_revision(database.engine)

@@ -45,6 +45,7 @@ from service.batching import GroupCommit
 from service.config import Settings
 from service.db import Database
 from service.dispatching import record_deliveries_many
+from service.runtime import get_database
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,6 @@ def _find_duplicates(
     """Check new orders against the recent ones (and each against those before it); None when
     the check failed. Nothing is flushed: the orders' routing fields go out later in one UPDATE
     each."""
-    from service.runtime import get_database
-
     try:
         detector = detector_for(database or get_database(), settings)
         catalogue = default_catalogue()

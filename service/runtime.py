@@ -8,8 +8,10 @@ from typing import Any
 
 from celery import Celery
 
+from service import outbox
 from service.config import get_settings
 from service.db import Database
+from service.delivery.rabbitmq import DepartmentPublisher
 from service.worker.factory import create_celery
 
 
@@ -25,8 +27,6 @@ def send_task(name: str, kwargs: dict[str, Any], task_id: str) -> None:
 
 
 def publish_committed(messages: list[tuple[int, str, dict[str, Any]]]) -> None:
-    from service import outbox
-
     outbox.publish_committed(get_database().engine, send_task, messages)
 
 
@@ -40,8 +40,6 @@ _clients: dict[str, Any] = {}
 
 def department_publisher() -> Any:
     """This process's RabbitMQ publisher for department deliveries (created after the fork)."""
-    from service.delivery.rabbitmq import DepartmentPublisher
-
     url = get_settings().delivery_amqp_url
     if not url:
         return None

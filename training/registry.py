@@ -23,10 +23,11 @@ import json
 import logging
 import math
 import shutil
+import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from classifier.errors import ArtifactError, ClassifierError, DatasetError
 from router.errors import Conflict, NotFound
 from router.orm import utcnow
 from training.history import LabelledRow, collect_history, read_base_rows, write_split
-from training.models import ModelVersion
+from training.models import ModelVersion, TrainingJob
 
 __all__ = [
     "ACTIVE",
@@ -631,3 +632,54 @@ def retrain(
         evaluation=decision.evaluation,
         provenance=provenance,
     )
+
+
+STALE_JOB = timedelta(hours=2)
+"""A queued or running job not updated for this long is taken as dead (a new one may start)."""
+
+
+def queue_training_job(
+    *,
+    db_session: Session,
+    params: dict[str, Any],
+    requested_by: str,
+    now: datetime | None = None,
+    exclusive: bool = True,
+) -> TrainingJob:
+    """Add a queued training job (the caller runs it or enqueues `training.run`).
+
+    Raises:
+        Conflict: `exclusive` and another job is queued or running (and not stale).
+    """
+    at = now or utcnow()
+    if exclusive:
+        busy = db_session.scalar(
+            select(TrainingJob)
+            .where(
+                TrainingJob.status.in_(("queued", "running")),
+                TrainingJob.updated_at > at - STALE_JOB,
+            )
+            .limit(1)
+        )
+        if busy is not None:
+            raise Conflict(
+                f"训练任务 {busy.id} 正在进行（{busy.status}），请等待其结束", job_id=busy.id
+            )
+    job = TrainingJob(
+        id=str(uuid.uuid4()),
+        status="queued",
+        params=params,
+        requested_by=requested_by[:64],
+        created_at=at,
+        updated_at=at,
+    )
+    db_session.add(job)
+    db_session.flush()
+    return job
+
+
+def get_job_or_raise(*, db_session: Session, job_id: str) -> TrainingJob:
+    job = db_session.get(TrainingJob, job_id)
+    if job is None:
+        raise NotFound(f"训练任务 {job_id} 不存在")
+    return job

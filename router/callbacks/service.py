@@ -21,6 +21,7 @@ Callback ``status``: ``pending`` (waiting for ``due_at``, or in the agents' queu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,10 +44,12 @@ from router.workorders import workflow
 from router.workorders.models import Appeal, WorkOrder, WorkOrderEvent
 
 __all__ = [
+    "CallbackContext",
     "CallbackPolicy",
     "RecordedResult",
     "claim_for_call",
     "closure_round",
+    "contexts_of",
     "get_callback",
     "get_callback_or_raise",
     "list_callbacks",
@@ -410,3 +413,40 @@ def _cancel_open(db_session: Session, order: WorkOrder, round_: int, at: datetim
         other.note = "另一位来电人回访不满意，工单已重办"
     db_session.flush()
     return len(rows)
+
+
+@dataclass(frozen=True)
+class CallbackContext:
+    """What a callback list shows besides the row: the caller's phone, the number of the order
+    of the caller's own appeal, and the number of the order that was handled (its master)."""
+
+    caller_phone: str | None
+    number: str
+    master_number: str
+
+
+def contexts_of(*, db_session: Session, rows: Sequence[Callback]) -> dict[int, CallbackContext]:
+    """Each callback's context by callback id (two queries for the whole list)."""
+    appeal_ids = {row.appeal_id for row in rows}
+    order_ids = {row.work_order_id for row in rows}
+    appeals = {
+        appeal_id: (phone, number)
+        for appeal_id, phone, number in db_session.execute(
+            select(Appeal.id, Appeal.caller_phone, WorkOrder.number)
+            .join(WorkOrder, WorkOrder.appeal_id == Appeal.id)
+            .where(Appeal.id.in_(appeal_ids))
+        )
+    }
+    masters = dict(
+        db_session.execute(
+            select(WorkOrder.id, WorkOrder.number).where(WorkOrder.id.in_(order_ids))
+        ).all()
+    )
+    return {
+        row.id: CallbackContext(
+            caller_phone=appeals[row.appeal_id][0],
+            number=appeals[row.appeal_id][1],
+            master_number=masters[row.work_order_id],
+        )
+        for row in rows
+    }

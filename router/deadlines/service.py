@@ -163,7 +163,7 @@ def scan_deadlines(
     that has passed gets one ``escalate`` event (``escalated`` is set) and notifications to the
     department and the supervisors. The sign-for deadline counts only while the order waits to be
     accepted (``dispatched``/``reopened``); the handling deadline in every state of
-    :data:`~router.workflow.AT_DEPARTMENT`.
+    :data:`~router.workorders.workflow.AT_DEPARTMENT`.
     """
     _require_aware(now, "now")
     result = ScanResult()

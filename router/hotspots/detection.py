@@ -3,8 +3,8 @@ problems reported by many distinct callers.
 
 Pure domain code: the periodic job passes either the recent appeals (:func:`detect_hotspots`) or
 counts per (place, category) and time bucket (:func:`volume_hotspots`, e.g. from one SQL
-``GROUP BY``), plus the clusters of near-duplicates from :mod:`router.duplicates`, and stores or
-shows the returned :class:`Hotspot` records.
+``GROUP BY``), plus the clusters of near-duplicates from :mod:`router.duplicates.index`, and
+stores or shows the returned :class:`Hotspot` records.
 
 Volume test: the last ``recent_buckets`` buckets of a cell are compared with its trailing
 ``baseline_buckets``. The expected count is the baseline mean (with ``prior_count`` pseudo

@@ -17,7 +17,7 @@ Rates (floats 0..1, None when there is nothing to rate):
 
     on_time_dispatch_rate  orders signed for (签收) within the sign-for deadline, and
     on_time_closure_rate   orders replied to (办结回复) within the handling deadline, both exactly
-                           as :func:`router.deadlines.on_time_figures` defines them (orders
+                           as :func:`router.deadlines.service.on_time_figures` defines them (orders
                            *dispatched* in the period; one still waiting is late once its deadline
                            has passed, and not rated before)
     satisfaction_rate      satisfied + basically satisfied callbacks over answered callbacks

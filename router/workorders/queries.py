@@ -7,6 +7,7 @@ department's order answers exactly like a missing number.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,11 +18,12 @@ from sqlalchemy.orm import Session, selectinload
 from router.errors import NotFound
 from router.models import Category
 from router.workorders import workflow
-from router.workorders.models import WorkOrder
+from router.workorders.models import Appeal, WorkOrder
 from router.workorders.workflow import DeadlineStatus, State
 
 __all__ = [
     "Page",
+    "caller_appeals",
     "deadline_status_of",
     "deadline_units",
     "get_by_number",
@@ -29,6 +31,7 @@ __all__ = [
     "list_work_orders",
     "lock_by_number",
     "number_of",
+    "phone_spellings",
     "review_queue",
 ]
 
@@ -152,3 +155,38 @@ def deadline_status_of(
         now,
         unit=units.get(order.category_code or "", "working_days"),
     )
+
+
+def phone_spellings(phone: str) -> list[str]:
+    """The ways one number may have been stored: as typed, digits only, with +86, grouped."""
+    digits = re.sub(r"[^0-9]", "", phone)
+    national = digits
+    if len(digits) == 15 and digits.startswith("0086"):
+        national = digits[4:]
+    elif len(digits) == 13 and digits.startswith("86"):
+        national = digits[2:]
+    spellings = [phone.strip(), digits, national]
+    if national:
+        spellings += [f"+86{national}", f"+86 {national}", f"86{national}", f"0086{national}"]
+    if len(national) == 11 and national.startswith("1"):
+        groups = (national[:3], national[3:7], national[7:])
+        for separator in ("-", " "):
+            grouped = separator.join(groups)
+            spellings += [grouped, f"+86 {grouped}", f"+86{separator}{grouped}"]
+    return list(dict.fromkeys(s for s in spellings if s))
+
+
+def caller_appeals(
+    *, db_session: Session, phone: str, limit: int
+) -> list[tuple[WorkOrder, Appeal, str | None]]:
+    """A caller's orders with their appeals and category paths, newest first; the number is
+    matched in every spelling of :func:`phone_spellings`."""
+    rows = db_session.execute(
+        select(WorkOrder, Appeal, Category.path)
+        .join(Appeal, WorkOrder.appeal_id == Appeal.id)
+        .outerjoin(Category, WorkOrder.category_code == Category.code)
+        .where(Appeal.caller_phone.in_(phone_spellings(phone)))
+        .order_by(Appeal.received_at.desc(), Appeal.id.desc())
+        .limit(limit)
+    )
+    return [(order, appeal, path) for order, appeal, path in rows]

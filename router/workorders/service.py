@@ -1,8 +1,9 @@
-"""Work-order persistence: intake of an appeal, lookups, and state changes with their events.
+"""Work-order persistence: intake of an appeal, routing onto an order, clocks, and state changes
+with their events.
 
-Every state change goes through `act()`, which asks the state machine (`router.workflow`) whether
-the action is legal, stores the new state and appends the event, all in the caller's transaction.
-Functions only flush; the request or task wrapper commits.
+Every state change goes through `act()`, which asks the state machine
+(`router.workorders.workflow`) whether the action is legal, stores the new state and appends the
+event, all in the caller's transaction. Functions only flush; the request or task wrapper commits.
 """
 
 from __future__ import annotations

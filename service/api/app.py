@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import FastAPI
 
+from service import intake
 from service.api import (
     admin,
     appeals,
@@ -30,16 +31,14 @@ from service.api import (
 )
 from service.api.errors import install_error_handlers
 from service.channels.limits import IntakeLimitsMiddleware
+from service.config import get_settings
+from service.runtime import get_database
 from service.web import pages
 
 log = logging.getLogger(__name__)
 
 
 def _warm_duplicate_index() -> None:
-    from service import intake
-    from service.config import get_settings
-    from service.runtime import get_database
-
     try:
         added = intake.warm_duplicate_index(get_database(), get_settings())
     except Exception:  # the first appeal catches up instead; start-up must not fail for this
@@ -53,8 +52,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """At start-up, size the request thread pool (`HOTLINE_API_THREADS`: the appeals waiting
     in it are group-committed together) and fill the duplicate index in the background so that
     no caller waits for it."""
-    from service.config import get_settings
-
     to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
     threading.Thread(target=_warm_duplicate_index, name="duplicate-warm-up", daemon=True).start()
     yield

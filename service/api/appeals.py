@@ -173,6 +173,12 @@ def create_appeal(
         attachments=[a.model_dump() for a in body.attachments],
         idempotency_key=body.idempotency_key or idempotency_key,
     )
+    return submit(appeal, actor)
+
+
+def submit(appeal: workorders.AppealInput, actor: Actor) -> JSONResponse:
+    """Store and route one appeal (`service.intake.submit`) and answer as `POST /appeals` does:
+    201 with the new order, or 200 with the stored one when its idempotency key is replayed."""
     result = intake.submit(
         database=get_database(),
         settings=get_settings(),

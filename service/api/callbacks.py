@@ -13,12 +13,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
 from router.callbacks import service as callbacks
 from router.callbacks.models import CallbackStatus
 from router.errors import Conflict, InvalidInput, Unauthorized
-from router.workorders.models import Appeal, WorkOrder
 from router.workorders.workflow import CallbackOutcome, Role
 from service.api.deps import DbSession, Offset
 from service.api.security import require_roles
@@ -94,29 +92,15 @@ def list_callbacks(
     rows = callbacks.list_callbacks(
         db_session=db_session, status=status, limit=limit, offset=offset
     )
-    appeal_ids = {row.appeal_id for row in rows}
-    order_ids = {row.work_order_id for row in rows}
-    appeals = {
-        appeal_id: (phone, number)
-        for appeal_id, phone, number in db_session.execute(
-            select(Appeal.id, Appeal.caller_phone, WorkOrder.number)
-            .join(WorkOrder, WorkOrder.appeal_id == Appeal.id)
-            .where(Appeal.id.in_(appeal_ids))
-        )
-    }
-    masters = dict(
-        db_session.execute(
-            select(WorkOrder.id, WorkOrder.number).where(WorkOrder.id.in_(order_ids))
-        ).all()
-    )
+    contexts = callbacks.contexts_of(db_session=db_session, rows=rows)
     summaries = {
         order_id: service.reply_summary(db_session=db_session, work_order_id=order_id)
-        for order_id in order_ids
+        for order_id in {row.work_order_id for row in rows}
     }
     items = []
     for row in rows:
-        phone, number = appeals[row.appeal_id]
-        master = masters[row.work_order_id]
+        context = contexts[row.id]
+        number, master = context.number, context.master_number
         items.append(
             CallbackRead(
                 id=row.id,
@@ -128,7 +112,7 @@ def list_callbacks(
                 attempts=row.attempts,
                 due_at=row.due_at,
                 completed_at=row.completed_at,
-                caller_phone=mask_phone(phone),
+                caller_phone=mask_phone(context.caller_phone),
                 reply_summary=summaries[row.work_order_id],
             )
         )

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
-from router.errors import Conflict, NotFound
+from router.errors import Conflict
 from router.orm import utcnow
 from router.workorders.workflow import Role
 from service.api.deps import DbSession, Offset
@@ -85,13 +85,6 @@ def _read(letter: DeadLetter) -> DeadLetterRead:
     )
 
 
-def _get_or_raise(db_session: DbSession, letter_id: int) -> DeadLetter:
-    letter = db_session.get(DeadLetter, letter_id)
-    if letter is None:
-        raise NotFound(f"dead letter {letter_id} not found")
-    return letter
-
-
 @router.get("", response_model=DeadLetterList, responses=ERRORS)
 def list_dead_letters(
     db_session: DbSession,
@@ -121,7 +114,7 @@ def retry_dead_letter(
     Intake letters cannot be retried here (409): the channel must send the message again.
     """
     now = utcnow()
-    letter = _get_or_raise(db_session, letter_id)
+    letter = delivery.get_dead_letter_or_raise(db_session=db_session, dead_letter_id=letter_id)
     delivery_id = _delivery_id(letter)
     if delivery_id is None:
         raise Conflict(f"dead letter {letter_id} is a {letter.kind} letter and cannot be retried")
@@ -146,7 +139,7 @@ def resolve_dead_letter(
 ) -> DeadLetterRead:
     """Mark a letter handled (idempotent: the first resolution is kept)."""
     now = utcnow()
-    letter = _get_or_raise(db_session, letter_id)
+    letter = delivery.get_dead_letter_or_raise(db_session=db_session, dead_letter_id=letter_id)
     already = letter.resolved_at is not None
     letter = delivery.resolve_dead_letter(
         db_session=db_session, dead_letter_id=letter_id, resolved_by=actor.username

@@ -7,15 +7,13 @@ Every change is audited (`model.train`, `model.activate`, `model.rollback`).
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from router.errors import Conflict, InvalidInput, NotFound
+from router.errors import InvalidInput
 from router.orm import utcnow
 from router.workorders.workflow import Role
 from service import outbox
@@ -34,7 +32,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown version or job"},
     409: {"description": "Illegal activation or rollback"},
 }
-STALE_JOB = timedelta(hours=2)
 """A queued or running job without progress for this long no longer blocks a new one."""
 
 
@@ -144,28 +141,12 @@ def train(
     if not (body.from_db or body.include_base):
         raise InvalidInput("from_db 与 include_base 不能同时为 false：没有可训练的数据")
     now = utcnow()
-    busy = db_session.scalar(
-        select(TrainingJob)
-        .where(
-            TrainingJob.status.in_(("queued", "running")),
-            TrainingJob.updated_at > now - STALE_JOB,
-        )
-        .limit(1)
-    )
-    if busy is not None:
-        raise Conflict(
-            f"训练任务 {busy.id} 正在进行（{busy.status}），请等待其结束", job_id=busy.id
-        )
-    job = TrainingJob(
-        id=str(uuid.uuid4()),
-        status="queued",
+    job = registry.queue_training_job(
+        db_session=db_session,
         params={"from_db": body.from_db, "include_base": body.include_base, "source": "api"},
-        requested_by=actor.username[:64],
-        created_at=now,
-        updated_at=now,
+        requested_by=actor.username,
+        now=now,
     )
-    db_session.add(job)
-    db_session.flush()
     outbox.enqueue(db_session, names.RUN_TRAINING, job_id=job.id)
     audit.record(
         db_session=db_session,
@@ -181,10 +162,7 @@ def train(
 
 @router.get("/jobs/{job_id}", response_model=TrainingJobRead, responses=ERRORS)
 def get_job(job_id: str, db_session: DbSession, actor: SupervisorActor) -> TrainingJobRead:
-    job = db_session.get(TrainingJob, job_id)
-    if job is None:
-        raise NotFound(f"训练任务 {job_id} 不存在")
-    return _job_read(job)
+    return _job_read(registry.get_job_or_raise(db_session=db_session, job_id=job_id))
 
 
 @router.post("/rollback", response_model=ModelVersionRead, responses=ERRORS)

@@ -15,12 +15,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from router.errors import Forbidden, NotFound
-from router.notifications.models import Notification, RecipientKind
+from router.notifications import service as notifications
+from router.notifications.models import Notification
 from router.orm import utcnow
-from router.workorders.models import WorkOrder
 from router.workorders.workflow import Role
 from service.api.deps import DbSession, Offset
 from service.api.security import department_scope, require_roles
@@ -69,20 +67,13 @@ def list_notifications(
     offset: Offset = 0,
 ) -> NotificationList:
     """Newest first."""
-    query = select(Notification, WorkOrder.number).join(
-        WorkOrder, Notification.work_order_id == WorkOrder.id
+    rows = notifications.inbox(
+        db_session=db_session,
+        department_scope=department_scope(actor),
+        unread=unread,
+        limit=limit,
+        offset=offset,
     )
-    scope = department_scope(actor)
-    if scope is not None:
-        query = query.where(
-            Notification.recipient_kind == RecipientKind.DEPARTMENT.value,
-            Notification.recipient_code == scope,
-        )
-    if unread:
-        query = query.where(Notification.read_at.is_(None))
-    rows = db_session.execute(
-        query.order_by(Notification.id.desc()).limit(limit).offset(offset)
-    ).all()
     return NotificationList(items=[_read(row, number) for row, number in rows])
 
 
@@ -91,18 +82,10 @@ def list_notifications(
 )
 def mark_read(notification_id: int, db_session: DbSession, actor: ReaderActor) -> NotificationRead:
     """Idempotent: marking a read notification again keeps the first time."""
-    row = db_session.get(Notification, notification_id)
-    scope = department_scope(actor)
-    if row is None or (
-        scope is not None
-        and (row.recipient_kind != RecipientKind.DEPARTMENT.value or row.recipient_code != scope)
-    ):
-        raise NotFound(f"notification {notification_id} not found")
-    if scope is None and row.recipient_kind != RecipientKind.SUPERVISORS.value:
-        # Marking it read here would hide it from the department that has to act on it.
-        raise Forbidden("只能由接收部门标记该通知为已读")
-    if row.read_at is None:
-        row.read_at = utcnow()
-        db_session.flush()
-    number = db_session.scalar(select(WorkOrder.number).where(WorkOrder.id == row.work_order_id))
-    return _read(row, number or "")
+    row, number = notifications.mark_read(
+        db_session=db_session,
+        notification_id=notification_id,
+        department_scope=department_scope(actor),
+        now=utcnow(),
+    )
+    return _read(row, number)

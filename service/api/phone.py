@@ -19,12 +19,10 @@ from fastapi.responses import JSONResponse
 
 from router.errors import AppError, Forbidden, Unauthorized
 from router.workorders.workflow import Role
-from service import intake
+from service.api import appeals
 from service.api.appeals import (
     AppealCreated,
     AppealType,
-    SuggestionRead,
-    next_step,
     refused_text,
 )
 from service.api.security import (
@@ -168,20 +166,7 @@ def _submit(*, body: bytes, content_type: str | None, actor: Actor) -> JSONRespo
     _check_lengths(appeal.caller_phone, appeal.caller_name, appeal.address, appeal.title)
     if appeal.appeal_type is not None and appeal.appeal_type not in APPEAL_TYPES:
         raise InvalidTranscript(f"appeal_type must be one of {', '.join(APPEAL_TYPES)}")
-    result = intake.submit(
-        database=get_database(),
-        settings=get_settings(),
-        appeal=appeal,
-        actor=actor.username,
-        role=Role.AGENT if actor.role == Role.AGENT else Role.SYSTEM,
-    )
-    created = AppealCreated(
-        number=result.number,
-        state=result.state,
-        suggestion=SuggestionRead.model_validate(result.suggestion) if result.suggestion else None,
-        next=next_step(result.state),
-    )
-    return JSONResponse(created.model_dump(mode="json"), status_code=201 if result.created else 200)
+    return appeals.submit(appeal, actor)
 
 
 def _check_lengths(phone: str | None, name: str | None, address: str | None, title: str) -> None:

@@ -1,8 +1,8 @@
 """Supervisor statistics and CSV export.
 
 Both take local dates (Asia/Shanghai) `date_from` and `date_to`, both included, by default the
-last 30 days; the figures and their definitions are in `router.statistics`. The export is one row
-per work order, UTF-8 with a byte-order mark so that Excel opens the Chinese text correctly;
+last 30 days; the figures and their definitions are in `router.statistics.service`. The export is
+one row per work order, UTF-8 with a byte-order mark so that Excel opens the Chinese text correctly;
 personal data in it is masked except for admins (`service.auth.masking`, purpose EXPORT), and
 every export is in the audit log.
 """

@@ -100,7 +100,7 @@ def record(
     note: str = "",
     now: datetime | None = None,
 ) -> callbacks.RecordedResult:
-    """Record one result with the configured policies (see `router.callbacks.record_result`)."""
+    """Record one result with the configured policies (`router.callbacks.service.record_result`)."""
     return callbacks.record_result(
         db_session=db_session,
         callback_id=callback_id,

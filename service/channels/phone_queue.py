@@ -58,6 +58,7 @@ from service.delivery.rabbitmq import (
     declare_dead_letter_queue,
     quorum_arguments,
 )
+from service.delivery.service import dead_letter
 
 if TYPE_CHECKING:
     from service.db import Database
@@ -454,7 +455,6 @@ def _forward_dead(
 
 def dead_letter_recorder(database: Database) -> Callable[[PoisonedTranscript], None]:
     """An `on_poison` that adds an `intake` entry to the supervisors' dead-letter list."""
-    from service.delivery.service import dead_letter
 
     def record(poisoned: PoisonedTranscript) -> None:
         with database.session() as db_session:

@@ -258,11 +258,10 @@ def retrain(
     department_column: Annotated[str | None, typer.Option("--department-column")] = None,
 ) -> None:
     """Train a new version, register it and activate it if it is not worse than the active one."""
-    import uuid
-
     from service.config import get_settings
     from service.runtime import get_database
     from service.worker.training import run_job
+    from training import registry
     from training.models import TrainingJob
 
     for path in data or []:
@@ -284,9 +283,10 @@ def retrain(
         if value:
             params[name] = value
     database = get_database()
-    job_id = str(uuid.uuid4())
     with database.session() as db_session:
-        db_session.add(TrainingJob(id=job_id, status="queued", params=params, requested_by="cli"))
+        job_id = registry.queue_training_job(
+            db_session=db_session, params=params, requested_by="cli", exclusive=False
+        ).id
     status = run_job(job_id=job_id, database=database, settings=get_settings())
     with database.session() as db_session:
         job = db_session.get_one(TrainingJob, job_id)

@@ -54,6 +54,7 @@ __all__ = [
     "deliver_many",
     "delivery_key",
     "fail_delivery",
+    "get_dead_letter_or_raise",
     "get_delivery",
     "list_dead_letters",
     "list_deliveries",
@@ -538,13 +539,18 @@ def list_dead_letters(
     return list(db_session.scalars(query.limit(limit).offset(offset)))
 
 
+def get_dead_letter_or_raise(*, db_session: Session, dead_letter_id: int) -> DeadLetter:
+    letter = db_session.get(DeadLetter, dead_letter_id)
+    if letter is None:
+        raise NotFound(f"dead letter {dead_letter_id} not found")
+    return letter
+
+
 def resolve_dead_letter(
     *, db_session: Session, dead_letter_id: int, resolved_by: str
 ) -> DeadLetter:
     """Mark a dead letter handled; resolving it again keeps the first resolution."""
-    letter = db_session.get(DeadLetter, dead_letter_id)
-    if letter is None:
-        raise NotFound(f"dead letter {dead_letter_id} not found")
+    letter = get_dead_letter_or_raise(db_session=db_session, dead_letter_id=dead_letter_id)
     if letter.resolved_at is None:
         letter.resolved_at = utcnow()
         letter.resolved_by = resolved_by

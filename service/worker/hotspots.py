@@ -7,7 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from router.hotspots import service as hotspots_service
 from router.hotspots.detection import HotspotConfig
+from router.orm import utcnow
 from service.config import Settings, get_settings
 from service.worker import names
 from service.worker.tasks import hotline_task
@@ -27,9 +29,6 @@ def hotspot_config(settings: Settings) -> HotspotConfig:
 def scan_hotspots(db_session: Session) -> dict[str, Any]:
     """Find and store hotspots, notifying the supervisors once per new one (idempotent: a
     hotspot seen again is updated; the next beat tick retries a failed scan)."""
-    from router.hotspots import service as hotspots_service
-    from router.orm import utcnow
-
     result = hotspots_service.scan_hotspots(
         db_session=db_session, now=utcnow(), config=hotspot_config(get_settings())
     )

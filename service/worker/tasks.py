@@ -15,8 +15,11 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from service import diagnostics, outbox
+from router.deadlines import service as deadlines
+from router.orm import utcnow
+from service import diagnostics, intake, outbox
 from service.config import get_settings
+from service.delivery import service as delivery_service
 from service.runtime import department_publisher, get_database, http_client, send_task
 from service.worker import names
 from service.worker.app import celery_app
@@ -92,8 +95,6 @@ def _delivery_options() -> dict[str, Any]:
 @hotline_task(names.DELIVER, max_retries=8)
 def deliver_work_order(db_session: Session, *, delivery_id: int) -> str | None:
     """Deliver one dispatched work order to one department over one channel, once."""
-    from service.delivery import service as delivery_service
-
     row = delivery_service.deliver(
         db_session=db_session, delivery_id=delivery_id, **_delivery_options()
     )
@@ -103,8 +104,6 @@ def deliver_work_order(db_session: Session, *, delivery_id: int) -> str | None:
 @hotline_task(names.DELIVER_BATCH, max_retries=8)
 def deliver_work_orders(db_session: Session, *, delivery_ids: list[int]) -> dict[str, int]:
     """Deliver the RabbitMQ deliveries of one dispatch over one confirmed channel, once each."""
-    from service.delivery import service as delivery_service
-
     rows = delivery_service.deliver_many(
         db_session=db_session, delivery_ids=delivery_ids, **_delivery_options()
     )
@@ -117,8 +116,6 @@ def deliver_work_orders(db_session: Session, *, delivery_ids: list[int]) -> dict
 @hotline_task(names.TRIAGE_PENDING, max_retries=0)
 def triage_pending(db_session: Session) -> int:
     """Route appeals left `received` (the model was missing or the process died mid-intake)."""
-    from service import intake
-
     return intake.triage_pending(db_session=db_session, settings=get_settings())
 
 
@@ -131,7 +128,4 @@ def relay_outbox(db_session: Session) -> int:
 @hotline_task(names.SCAN_DEADLINES, max_retries=0)
 def scan_deadlines(db_session: Session) -> dict[str, Any]:
     """Warn about and escalate work-order deadlines (the next beat tick retries a failed scan)."""
-    from router.deadlines import service as deadlines
-    from router.orm import utcnow
-
     return deadlines.scan_deadlines(db_session=db_session, now=utcnow()).to_dict()

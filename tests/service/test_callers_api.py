@@ -5,8 +5,8 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
+from router.workorders.queries import phone_spellings
 from service import runtime
-from service.api.callers import phone_spellings
 
 Login = Callable[[str], dict[str, str]]
 

@@ -347,7 +347,7 @@ def test_poison_is_listed_for_supervisors(database_url: str, amqp_url: str, queu
 CONSUMER_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys, threading
-    from router.workorders import receive_appeal
+    from router.workorders.service import receive_appeal
     from service.channels.phone_queue import run_phone_consumer, to_appeal_input
     from service.db import Database
 

@@ -33,7 +33,7 @@ def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datet
     return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
 
 
-# The specification, written independently of router.workflow.RULES:
+# The specification, written independently of router.workorders.workflow.RULES:
 # (source states, action, target state or None for "unchanged", roles).
 SPEC = [
     ("received", "triage_auto", "dispatched", "system"),
