@@ -99,17 +99,18 @@ def _place(catalogue: Catalogue, text: str) -> PlaceMatch | None:
     return catalogue.resolve_place(text)
 
 
-def _jurisdiction(row: Row) -> str | None:
+def _jurisdiction(row: Row, district: bool = False) -> str | None:
+    """The street of the named place (or, with `district`, its district when no street)."""
     if row.place is None:
         return None
-    return row.place.street_code or row.place.district_code
+    return row.place.street_code or (row.place.district_code if district else None)
 
 
 def _fixed_order(catalogue: Catalogue, row: Row) -> str | None:
     """The policy before the measurement: jurisdiction, then the model at 0.9, then the lead."""
     category = row.category
-    if category is not None and category.handling_scope == "local" and _jurisdiction(row):
-        return _jurisdiction(row)
+    if category is not None and category.handling_scope == "local" and _jurisdiction(row, True):
+        return _jurisdiction(row, True)
     lead = category.lead_department if category is not None else None
     if row.suggestion.department is not None:
         code, p = row.suggestion.department
@@ -145,14 +146,15 @@ def measure(
             for r in rows
         ],
     )
-    score("jurisdiction: place named, any category", [_jurisdiction(r) for r in rows])
+    score("jurisdiction: street or district, any category", [_jurisdiction(r, True) for r in rows])
+    score("jurisdiction: street named, any category", [_jurisdiction(r) for r in rows])
     local = [
         _jurisdiction(r)
         if r.category is not None and r.category.handling_scope == "local"
         else None
         for r in rows
     ]
-    score("jurisdiction: place named, local category", local)
+    score("jurisdiction: street named, local category", local)
     for low in MODEL_BANDS:
         score(
             f"model: probability >= {low:.2f}",
@@ -238,7 +240,7 @@ def head_to_head(
         and (code := _jurisdiction(r))
         and not same_body(catalogue, code, lead_of(r) or "")
     ]
-    jurisdiction = compare("jurisdiction (local category, place named)", local)
+    jurisdiction = compare("jurisdiction (local category, street named)", local)
     bands: list[tuple[float, float]] = []
     for low, high in itertools.pairwise((*POLICY_BANDS, 1.01)):
         picks = [

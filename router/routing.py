@@ -8,7 +8,7 @@ chosen among up to three candidates by how often each source was right on real a
 - **catalogue**: the lead department (主办) of the category, or of its nearest ancestor that has
   one (`Catalogue.responsible_department`), so a level-1 prediction still reaches a department;
 - **jurisdiction**: the category is handled locally (`handling_scope == "local"`) and the
-  address or the text names a place: the street (or district) responsible for it;
+  address or the text names a place of a known street: that street;
 - **model**: the learned department model, at the measured precision of its probability band,
   and never below `department_model_threshold`.
 
@@ -55,12 +55,12 @@ class SourcePrecision:
 
 
 MEASURED_PRECISION = SourcePrecision(
-    catalogue=0.156, jurisdiction=0.286, model=((0.0, 0.198), (0.5, 0.28), (0.7, 0.658))
+    catalogue=0.132, jurisdiction=0.286, model=((0.0, 0.198), (0.5, 0.28), (0.7, 0.658))
 )
 """Measured by `python -m benchmarks.department_sources` on the 373 real messages whose reply names
 a catalogue body, on the rows where a source contradicts the catalogue lead of the prediction
-(only those rows decide anything): the lead was right on 15.6 % of them, jurisdiction on 28.6 %
-(local categories with a place named, 35 rows), the model on 19.8 % below probability 0.5,
+(only those rows decide anything): the lead was right on 13.2 % of them, jurisdiction on 28.6 %
+(local categories with a street named, 21 rows), the model on 19.8 % below probability 0.5,
 28 % in [0.5, 0.7) and 65.8 % from 0.7 (self-trained stand-in model: 20,000 synthetic appeals of
 seed 12345 and the real level-1 messages and titles). Re-measure when the default model changes.
 """
@@ -161,7 +161,9 @@ def decide_department(
     if lead:
         candidates.append((measured.catalogue, 2, lead, "catalogue"))
     if category is not None and category.handling_scope == "local" and place is not None:
-        local = place.street_code or place.district_code
+        # Only a named street: no reply in the measurement came from a district as a whole, so
+        # a district-only place has no measured precision to stand on.
+        local = place.street_code
         if local and catalogue.department(local) is not None:
             candidates.append((measured.jurisdiction, 1, local, "jurisdiction"))
     if suggestion.department is not None:

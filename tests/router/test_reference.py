@@ -27,3 +27,38 @@ def test_catalogue_sync_loads_every_row_once_and_is_idempotent(database_url: str
         assert leaf.path == catalogue.leaves()[0].path_text
     finally:
         database.dispose()
+
+
+def test_sync_carries_inner_node_leads_and_new_bodies_and_updates_changed_leads(
+    database_url: str,
+) -> None:
+    from dataclasses import replace
+
+    from router.catalogue import Catalogue
+
+    catalogue = default_catalogue()
+    database = Database(database_url)
+    try:
+        with database.session() as db_session:
+            sync_catalogue(db_session=db_session, catalogue=catalogue)
+            level1 = db_session.get_one(Category, "01")
+            signals = db_session.get_one(Category, "011214")
+            lighting = db_session.get_one(Department, "street_lighting")
+            assert level1.lead_department_code == catalogue.responsible_department("01")
+            assert level1.lead_department_code is not None
+            assert signals.lead_department_code == "traffic_police"
+            assert lighting.parent_code == "urban_mgmt"
+        # A lead corrected in the catalogue (as telecom -> traffic police was) reaches the table.
+        moved = Catalogue(
+            [
+                replace(c, lead_department="telecom") if c.code == "011214" else c
+                for c in catalogue.categories.values()
+            ],
+            catalogue.departments.values(),
+        )
+        with database.session() as db_session:
+            report = sync_catalogue(db_session=db_session, catalogue=moved)
+            assert report.categories_updated == 1
+            assert db_session.get_one(Category, "011214").lead_department_code == "telecom"
+    finally:
+        database.dispose()
