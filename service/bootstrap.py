@@ -15,7 +15,7 @@ from service.db import Database
 
 log = logging.getLogger(__name__)
 
-DEMO_SEED = 12345
+DEMO_SEED = 12345  # = training.default_model.SYNTHETIC_SEED, the seed of the synthetic corpus
 
 
 def load_reference_data(database: Database) -> SyncReport:
@@ -41,7 +41,8 @@ def seed_demo_accounts(database: Database, settings: Settings) -> list[str]:
 
 
 def ensure_demo_model(settings: Settings) -> bool:
-    """Train the demo model from a seeded fixtures corpus unless a model is there already.
+    """Train the default model unless a model is there already: the seeded synthetic corpus of
+    `demo_corpus_size` appeals and the shipped real messages (`training.default_model`).
 
     In development a model of an older artifact format (left by an earlier release) is replaced
     too; elsewhere it is left alone and `/readyz` reports it, since it may be the city's own.
@@ -50,22 +51,19 @@ def ensure_demo_model(settings: Settings) -> bool:
         if not _outdated_format(settings.model_dir) or settings.environment != "development":
             return False
         log.warning("the model in %s has an outdated format: retraining", settings.model_dir)
-    from fixtures.generator import write_corpus
-    from training.workflow import train_model
+    from training.default_model import train_default_model
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    corpus = settings.var_dir / "demo-corpus.csv"
-    log.info("no model in %s: training the demo model", settings.model_dir)
-    write_corpus(corpus, settings.demo_corpus_size, seed=DEMO_SEED, progress=True)
-    result = train_model(
-        [corpus],
-        text_column="text",
-        label_column="category_code",
-        department_column="department_code",
-        out=settings.model_dir,
+    log.info("no model in %s: training the default model", settings.model_dir)
+    # the real messages never outnumber the synthetic ones: a small demo corpus (tests, a quick
+    # try) stays quick to train; at the default size every real row is used
+    result = train_default_model(
+        settings.model_dir,
         seed=0,
+        synthetic_count=settings.demo_corpus_size,
+        real_limit=settings.demo_corpus_size // 2,
     )
-    log.info("demo model trained: %s", result)
+    log.info("default model trained: %s", result)
     return True
 
 
