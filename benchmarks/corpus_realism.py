@@ -16,6 +16,13 @@ most frequent words; `JS divergence` the Jensen-Shannon divergence (bits, 0..1) 
 distribution from the reference's; `real vocab covered` the share of the reference's distinct
 words that occur in the column, and `real tokens covered` the share of the reference's tokens
 whose word occurs there (1 minus the unseen-word share of real text for a model trained on it).
+
+Measured (defaults, 6,375 texts per column): web appeals' body length p10/p25/p50/p75/p90
+74/136/228/444/875 characters against 68/118/220/473/936 real; 14,116 distinct words against
+69,101 (63,374 for other real messages); top-1000 real share 68.3 % against 61.3 %; JS divergence
+0.292 (0.094 between the two real sets); real vocabulary covered 16.3 %, real tokens covered
+83.7 % (95.1 %). The template-only generator it replaced, as `--corpus` of its web rows: length
+67/74/82/90/98, 3,261 words, JS 0.606, real tokens covered 37.8 %.
 """
 
 from __future__ import annotations
