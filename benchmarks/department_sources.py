@@ -19,6 +19,12 @@ also per probability band. The last rows compare the old fixed order (jurisdicti
 
 `--audit N` prints every leaf's lead, lead rule and assisting departments, the N leaves the model
 predicts most often on all real messages first (the busiest leaves, checked by hand).
+
+Measured with the defaults (training about 6-10 minutes on 2 busy cores): the lead of the
+predicted leaf is right for 0.362 of the 373 rows, the model's department for 0.434; where they
+disagree (184 rows) the model is right 52 times, the lead 25. The old fixed order gets 0.383
+right, the measured policy 0.437. The policy's figures are measured and scored on the same rows
+(five numbers, so little room to overfit, but not an independent holdout).
 """
 
 from __future__ import annotations
