@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from router.catalogue import default_catalogue
-from router.models import Department
-from router.reference import SyncReport, sync_catalogue
+from router.catalogue.models import Department
+from router.catalogue.sync import SyncReport, sync_catalogue
 from service.config import Settings
 from service.db import Database
 

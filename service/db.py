@@ -27,6 +27,17 @@ PublishCommitted = Callable[[list[tuple[int, str, dict[str, Any]]]], None]
 
 def import_models() -> None:
     """Import every module that defines tables, so that `Base.metadata` is complete."""
+    import router.callbacks.models
+    import router.catalogue.models
+    import router.duplicates.models
+    import router.hotspots.models
+    import router.notifications.models
+    import router.workorders.models  # noqa: F401
+    import service.auth.models
+    import service.channels.models
+    import service.delivery.models
+    import service.diagnostics
+    import service.outbox  # noqa: F401
     import training.models  # noqa: F401
 
 

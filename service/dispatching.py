@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router.models import Department
+from router.catalogue.models import Department
 from router.workorders.models import WorkOrder
 from service.config import Settings
 from service.delivery.models import Delivery

@@ -29,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router.models import Category, Department
+from router.catalogue.models import Category, Department
 from router.workorders.models import Appeal, WorkOrder, WorkOrderEvent
 from router.workorders.workflow import Action, State
 from training.datasets import load_dataset, write_rows

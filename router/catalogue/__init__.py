@@ -1,16 +1,18 @@
 """Reference catalogue: event taxonomy, department catalogue and jurisdiction gazetteer.
 
 `load_catalogue(directory)` reads and validates `categories.csv`, `departments.csv`,
-`gazetteer.csv` (and the optional `urgent_keywords.txt`) from `fixtures/data` by default, or from
-the directory named by the `HOTLINE_CATALOGUE_DIR` environment variable for `default_catalogue()`.
+`gazetteer.csv` (and the optional `urgent_keywords.txt`) from the folder it is given.
+`default_catalogue()` is the process's catalogue: the folder named by the `HOTLINE_CATALOGUE_DIR`
+environment variable, else the one the application named with `set_default_directory()` (the
+service's setting; importing `fixtures` names the shipped `fixtures/data` unless one was named).
+The domain never reaches into `fixtures/` itself.
 Invalid data raises `router.errors.CatalogueError` naming the file, line and field.
 """
 
 from __future__ import annotations
 
 from router.catalogue.catalogue import Catalogue
-from router.catalogue.loader import DEFAULT_DATA_DIR, default_catalogue, load_catalogue
-from router.catalogue.models import (
+from router.catalogue.entries import (
     APPEAL_TYPE_NAMES,
     APPEAL_TYPES,
     DEPARTMENT_KINDS,
@@ -20,11 +22,11 @@ from router.catalogue.models import (
     Place,
     PlaceMatch,
 )
+from router.catalogue.loader import default_catalogue, load_catalogue, set_default_directory
 
 __all__ = [
     "APPEAL_TYPES",
     "APPEAL_TYPE_NAMES",
-    "DEFAULT_DATA_DIR",
     "DEPARTMENT_KINDS",
     "LEAD_RULES",
     "Catalogue",
@@ -34,4 +36,5 @@ __all__ = [
     "PlaceMatch",
     "default_catalogue",
     "load_catalogue",
+    "set_default_directory",
 ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from router.catalogue.entries import Category, Department, Place, PlaceMatch
 from router.catalogue.jurisdiction import Gazetteer
-from router.catalogue.models import Category, Department, Place, PlaceMatch
 from router.errors import NotFound
 
 _SEPARATORS = re.compile(r"\s*[/／>＞]\s*")
@@ -90,12 +90,6 @@ class Catalogue:
     # --- departments ----------------------------------------------------------------------
     def department(self, code: str) -> Department | None:
         return self.departments.get(code)
-
-    def department_or_raise(self, code: str) -> Department:
-        found = self.departments.get(code)
-        if found is None:
-            raise NotFound(f"未知的部门编码: {code!r}", code=code)
-        return found
 
     def districts(self) -> list[Department]:
         return [d for d in self.departments.values() if d.kind == "district"]

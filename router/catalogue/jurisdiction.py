@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from router.catalogue.models import Department, Place, PlaceMatch
+from router.catalogue.entries import Department, Place, PlaceMatch
 
 _RANK = {"compound": 3, "landmark": 3, "road": 2, "street": 1, "district": 0}
 _STREET_SUFFIXES = ("街道", "镇", "乡")

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from router.catalogue.catalogue import Catalogue
-from router.catalogue.models import (
+from router.catalogue.entries import (
     APPEAL_TYPES,
     DEADLINE_UNITS,
     DELIVERY_MODES,
@@ -25,7 +25,6 @@ from router.catalogue.models import (
 )
 from router.errors import CatalogueError
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "data"
 ENV_DIR = "HOTLINE_CATALOGUE_DIR"
 MAX_CODE_LENGTH = 16
 
@@ -312,9 +311,9 @@ def _load_keywords(path: Path) -> list[str]:
     return [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
 
 
-def load_catalogue(directory: Path | None = None) -> Catalogue:
-    """Load and validate the reference data in `directory` (default: `fixtures/data`)."""
-    directory = Path(directory) if directory is not None else DEFAULT_DATA_DIR
+def load_catalogue(directory: str | Path) -> Catalogue:
+    """Load and validate the reference data in `directory`."""
+    directory = Path(directory)
     problems = _Problems()
     departments = _load_departments(directory / "departments.csv", problems)
     problems.raise_if_any()
@@ -333,8 +332,36 @@ def load_catalogue(directory: Path | None = None) -> Catalogue:
     )
 
 
-@lru_cache(maxsize=1)
+_default_directory: Path | None = None
+
+
+def set_default_directory(directory: str | Path, *, replace: bool = True) -> None:
+    """Name the reference-data folder `default_catalogue()` loads (the application's choice: the
+    service's `HOTLINE_CATALOGUE_DIR` setting, or the folder `fixtures` ships). With
+    `replace=False` a folder named before is kept."""
+    global _default_directory
+    if _default_directory is not None and not replace:
+        return
+    _default_directory = Path(directory)
+
+
 def default_catalogue() -> Catalogue:
-    """The shipped catalogue (or the one in $HOTLINE_CATALOGUE_DIR), loaded once per process."""
+    """The process's catalogue: the folder in $HOTLINE_CATALOGUE_DIR, else the one named by
+    `set_default_directory`, loaded once per folder.
+
+    Raises:
+        CatalogueError: no folder was named, or its data is invalid.
+    """
     override = os.environ.get(ENV_DIR)
-    return load_catalogue(Path(override) if override else None)
+    directory = Path(override) if override else _default_directory
+    if directory is None:
+        raise CatalogueError(
+            f"no reference-data folder: set {ENV_DIR} or call "
+            "router.catalogue.set_default_directory()"
+        )
+    return _cached(directory.resolve())
+
+
+@lru_cache(maxsize=4)
+def _cached(directory: Path) -> Catalogue:
+    return load_catalogue(directory)

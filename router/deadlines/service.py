@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from router.calendar import DEFAULT_CALENDAR, DeadlineUnit, WorkingCalendar
-from router.models import Category
+from router.catalogue.models import Category
 from router.notifications.models import NotificationKind, RecipientKind
 from router.notifications.service import notify
 from router.workorders import service as workorders

@@ -16,6 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from router.catalogue.models import Category, Department
 from router.duplicates.index import (
     cluster_links,
 )
@@ -24,7 +25,6 @@ from router.duplicates.service import caller_key
 from router.errors import NotFound
 from router.hotspots.detection import Hotspot, HotspotAppeal, HotspotConfig, detect_hotspots
 from router.hotspots.models import HotspotAppealRow, HotspotRow
-from router.models import Category, Department
 from router.notifications.models import NotificationKind, RecipientKind
 from router.notifications.service import notify
 from router.workorders.models import Appeal, WorkOrder

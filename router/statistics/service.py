@@ -51,9 +51,9 @@ from sqlalchemy.orm import Session, aliased
 
 from router.calendar import DEFAULT_CALENDAR
 from router.callbacks.models import Callback
+from router.catalogue.models import Category, Department
 from router.deadlines.service import on_time_figures
 from router.errors import InvalidInput
-from router.models import Category, Department
 from router.workorders.models import Appeal, WorkOrder, WorkOrderEvent
 from router.workorders.workflow import AT_DEPARTMENT, Action, CallbackOutcome, State
 

@@ -15,8 +15,8 @@ from datetime import datetime
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from router.catalogue.models import Category
 from router.errors import NotFound
-from router.models import Category
 from router.workorders import workflow
 from router.workorders.models import Appeal, WorkOrder
 from router.workorders.workflow import DeadlineStatus, State

@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from router.calendar import DEFAULT_CALENDAR, WorkingCalendar
+from router.catalogue.models import Category, Department
 from router.errors import Conflict, InvalidInput
-from router.models import Category, Department
 from router.orm import utcnow
 from router.routing import RouteDecision
 from router.workorders import workflow

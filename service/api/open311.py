@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import State
 
 from classifier.ood import intake_refusal
-from router.models import Category
+from router.catalogue.models import Category
 from router.workorders import service as workorders
 from router.workorders.workflow import Role
 from service import intake

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from router.catalogue.models import Department
 from router.errors import Conflict, InvalidInput, NotFound
-from router.models import Department
 from router.orm import utcnow
 from router.workorders.workflow import Role
 from service.auth import audit

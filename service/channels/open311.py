@@ -19,8 +19,8 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from router.catalogue.models import Category, Department
 from router.errors import AppError
-from router.models import Category, Department
 from router.workorders.models import Appeal, WorkOrder
 from router.workorders.workflow import State
 from service.auth.masking import mask_text

@@ -32,8 +32,8 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from router.catalogue.models import Department
 from router.errors import Conflict, InvalidInput, NotFound
-from router.models import Department
 from router.orm import utcnow
 from router.workorders.models import Appeal, WorkOrder, WorkOrderEvent
 from service import outbox

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from router.models import Category, Department
+from router.catalogue.models import Category, Department
 from service.api.deps import DbSession
 from service.api.security import CurrentActor
 

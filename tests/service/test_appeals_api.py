@@ -53,7 +53,7 @@ def test_classify_rejects_bad_input_with_a_machine_readable_422(
 def first_department_code(client: TestClient) -> str:
     from sqlalchemy import select
 
-    from router.models import Department
+    from router.catalogue.models import Department
 
     with runtime.get_database().session() as db_session:
         return db_session.scalars(select(Department.code).where(Department.kind == "city")).first()
@@ -138,7 +138,7 @@ def test_department_sees_only_its_own_work_orders(
 def all_department_codes() -> list[str]:
     from sqlalchemy import select
 
-    from router.models import Department
+    from router.catalogue.models import Department
 
     with runtime.get_database().session() as db_session:
         return list(db_session.scalars(select(Department.code).order_by(Department.code)))

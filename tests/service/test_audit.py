@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from router.models import Department
+from router.catalogue.models import Department
 from router.workorders.workflow import Role
 from service import runtime
 from service.api.app import create_app

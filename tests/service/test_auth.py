@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from router.models import Department
+from router.catalogue.models import Department
 from router.workorders import queries
 from router.workorders import service as workorders
 from router.workorders.models import WorkOrder

@@ -22,7 +22,7 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import select
 
-from router.models import Department
+from router.catalogue.models import Department
 from router.workorders.models import WorkOrder
 from router.workorders.service import AppealInput, act, receive_appeal
 from service import outbox

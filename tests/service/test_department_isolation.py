@@ -161,7 +161,7 @@ def read(client: TestClient, login: Login, number: str) -> dict[str, Any]:
 
 
 def another_departments_order(client: TestClient, login: Login, own: str) -> dict[str, Any]:
-    from router.models import Department
+    from router.catalogue.models import Department
 
     order = dispatched_order(client, login)
     with runtime.get_database().session() as db_session:
@@ -273,7 +273,7 @@ def test_departments_reach_only_their_routes_and_never_see_other_orders(
 
 
 def user_of_code(user: str) -> str:
-    from router.models import Department
+    from router.catalogue.models import Department
 
     with runtime.get_database().session() as db_session:
         codes = db_session.scalars(select(Department.code))

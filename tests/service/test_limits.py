@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from starlette.types import Message, Receive, Scope, Send
 
-from router.models import Category
+from router.catalogue.models import Category
 from router.workorders.models import Appeal
 from service import runtime
 from service.api.errors import install_error_handlers

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from router.models import Department
+from router.catalogue.models import Department
 from router.notifications.service import notify
 from router.workorders import service as workorders
 from service import runtime

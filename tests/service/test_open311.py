@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from router.models import Category
+from router.catalogue.models import Category
 from router.workorders.models import Appeal, WorkOrder
 from service import runtime
 

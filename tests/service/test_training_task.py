@@ -63,7 +63,7 @@ def _dept_user(code: str) -> str:
 
 
 def _leaf_with_lead_other_than(department: str) -> tuple[str, str]:
-    from router.models import Category
+    from router.catalogue.models import Category
 
     with runtime.get_database().session() as db_session:
         row = db_session.execute(

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from router.models import Department
+from router.catalogue.models import Department
 from router.workorders.models import WorkOrder
 from router.workorders.service import AppealInput, act, receive_appeal
 from service import outbox

@@ -23,7 +23,7 @@ import pika
 import pytest
 from sqlalchemy import func, select
 
-from router.models import Department
+from router.catalogue.models import Department
 from router.workorders.service import AppealInput, act, receive_appeal
 from service import outbox, runtime
 from service.db import Database

@@ -37,7 +37,7 @@ def dept(code: str) -> str:
 
 
 def other_department(code: str) -> str:
-    from router.models import Department
+    from router.catalogue.models import Department
 
     with runtime.get_database().session() as db_session:
         return next(
@@ -48,7 +48,7 @@ def other_department(code: str) -> str:
 
 
 def leaf_category_other_than(code: str) -> str:
-    from router.models import Category
+    from router.catalogue.models import Category
 
     with runtime.get_database().session() as db_session:
         return next(

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from router.calendar import DEFAULT_CALENDAR
 from router.callbacks import service as callbacks
 from router.callbacks.models import Callback
+from router.catalogue.models import Category, Department
 from router.errors import Conflict
-from router.models import Category, Department
 from router.notifications.models import Notification
 from router.workorders import service as workorders
 from router.workorders.models import WorkOrder, WorkOrderEvent

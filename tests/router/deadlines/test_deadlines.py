@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from router.calendar import DEFAULT_CALENDAR
+from router.catalogue.models import Department
 from router.deadlines import service as deadlines
-from router.models import Department
 from router.notifications.models import Notification
 from router.notifications.service import list_notifications
 from router.workorders import queries

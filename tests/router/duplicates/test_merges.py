@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from router.catalogue.models import Department
 from router.duplicates import service as merges
 from router.duplicates.index import (
     Action,
@@ -20,7 +21,6 @@ from router.duplicates.index import (
 )
 from router.duplicates.models import MergeRecord
 from router.errors import Conflict, Forbidden
-from router.models import Department
 from router.workorders import service as workorders
 from router.workorders.models import WorkOrder, WorkOrderEvent
 from service.db import Database

@@ -171,7 +171,7 @@ def _orders(db_session: Any, count: int, *, hours_ago: float, street: str, phone
 
 @pytest.fixture
 def scan_db(database_url: str) -> Iterator[Any]:
-    from router.models import Category
+    from router.catalogue.models import Category
     from service.db import Database
 
     database = Database(database_url)

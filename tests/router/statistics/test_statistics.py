@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from router.callbacks.models import Callback
+from router.catalogue.models import Category, Department
 from router.deadlines.service import on_time_figures
 from router.errors import InvalidInput
-from router.models import Category, Department
 from router.statistics import service as statistics
 from router.workorders import service as workorders
 from router.workorders.models import WorkOrder

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
+from router.catalogue.models import Department
 from router.errors import Conflict, NotFound
-from router.models import Department
 from router.workorders import queries
 from router.workorders import service as workorders
 from router.workorders.models import WorkOrderEvent

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures import DATA_DIR
 from router.catalogue import Catalogue, load_catalogue
 
 
 @pytest.fixture(scope="module")
 def catalogue() -> Catalogue:
-    return load_catalogue()
+    return load_catalogue(DATA_DIR)
 
 
 def test_every_gazetteer_place_resolves_to_its_own_street(catalogue: Catalogue) -> None:

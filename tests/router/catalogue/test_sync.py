@@ -3,8 +3,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from router.catalogue import default_catalogue
-from router.models import Category, Department
-from router.reference import sync_catalogue
+from router.catalogue.models import Category, Department
+from router.catalogue.sync import sync_catalogue
 from service.db import Database
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from router.catalogue import Catalogue
-from router.models import Category, Department
+from router.catalogue.models import Category, Department
 
 
 @dataclass(frozen=True)

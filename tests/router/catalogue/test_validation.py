@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from router.catalogue import DEFAULT_DATA_DIR, load_catalogue
+from fixtures import DATA_DIR
+from router.catalogue import load_catalogue
 from router.errors import CatalogueError
 
 Rows = list[dict[str, str]]
@@ -20,7 +21,7 @@ def data_copy(tmp_path: Path) -> Path:
     target = tmp_path / "data"
     target.mkdir()
     for name in ("categories.csv", "departments.csv", "gazetteer.csv", "urgent_keywords.txt"):
-        shutil.copy(DEFAULT_DATA_DIR / name, target / name)
+        shutil.copy(DATA_DIR / name, target / name)
     return target
 
 
