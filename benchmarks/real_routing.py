@@ -133,10 +133,23 @@ def synthetic_rows(
                 "department_hit": r.department_code
                 in (row["handler_code"], row["department_code"]),
                 "leaf_conf": s.confidence,
+                "dept_conf": department_confidence(s, r),
                 "dispatchable": r.auto_dispatch,
             }
         )
     return out
+
+
+def department_confidence(suggestion: Suggestion, decision: Any) -> float:
+    """The beam's probability that the routed department is right: the mass of the top paths
+    whose catalogue lead is that department (the leaf path's own probability for a route by
+    jurisdiction, where the place decides). A candidate confidence for auto-dispatch."""
+    if decision.department_source == "jurisdiction" or decision.department_code is None:
+        return float(suggestion.confidence)
+    mass = sum(
+        p for path, p in suggestion.alternatives if _lead_of(path) == decision.department_code
+    )
+    return float(max(mass, suggestion.confidence))
 
 
 def run_fold(
@@ -222,6 +235,7 @@ def run_fold(
                 "pred": p,
                 "leaf_conf": s.confidence,
                 "l1_conf": q,
+                "dept_conf": department_confidence(s, r),
                 "dispatchable": r.auto_dispatch,
             }
             for s, g, p, r, q in zip(suggestions, gold, predicted_l1, routes, l1_probs, strict=True)
@@ -312,6 +326,10 @@ def summarize(folds: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
         "curve_synthetic_leaf": curve(synthetic, "leaf_conf"),
         "curve_synthetic_department": synthetic_curve,
         "curve_level1_confidence": curve(rows, "l1_conf"),
+        "curve_department_confidence_real": curve(rows, "dept_conf"),
+        "curve_department_confidence_synthetic": curve(
+            [r | {"hit": r["department_hit"]} for r in synthetic], "dept_conf"
+        ),
         "chosen_threshold": choose_threshold(real_curve, synthetic_curve),
         "train_s": statistics.mean(f["train_s"] for f in folds),
     }
@@ -358,6 +376,15 @@ def print_summary(s: dict[str, Any], replies: int) -> None:
         (
             "curve_level1_confidence",
             "the level-1 probability (root model); precision = level-1 right, real messages",
+        ),
+        (
+            "curve_department_confidence_real",
+            "the routed department's beam mass (department_confidence); precision = level-1 "
+            "right, real messages",
+        ),
+        (
+            "curve_department_confidence_synthetic",
+            "the routed department's beam mass; precision = routed department right, synthetic",
         ),
     ):
         print(f"\nprecision / coverage by threshold on {title}:")
