@@ -1073,10 +1073,6 @@ class HotlineClassifier(ClassifierMixin, BaseEstimator):
         """The deepest predicted path of each text."""
         return np.array([s.label for s in self.suggest_batch(X, k=1, explain=False)], dtype=object)
 
-    def predict_department(self, X: Iterable[str]) -> np.ndarray:
-        sugg = self.suggest_batch(X, k=1, explain=False)
-        return np.array([s.department[0] if s.department else None for s in sugg], dtype=object)
-
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True

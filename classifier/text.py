@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -309,6 +309,3 @@ class TextPipeline:
         """Content words of raw text: clean, segment, drop stop words and noise."""
         stop = self.stop_words or frozenset()
         return [t for t in self.segment(self.clean(text)) if t not in stop and not _is_noise(t)]
-
-    def tokens_batch(self, texts: Iterable[str]) -> list[list[str]]:
-        return [self.tokens(t) for t in texts]
