@@ -92,11 +92,7 @@ def _lead_of(label: str) -> str | None:
 
     catalogue = default_catalogue()
     category = catalogue.resolve_label(label)
-    while category is not None:
-        if category.lead_department:
-            return category.lead_department
-        category = catalogue.category(category.parent_code) if category.parent_code else None
-    return None
+    return None if category is None else catalogue.responsible_department(category.code)
 
 
 def level1_probability(

@@ -60,14 +60,11 @@ class LabelResolver:
         category = self.category(path)
         if category is None:
             return {"category_code": None, "category_path": None, "lead_department": None}
-        lead = category.lead_department
-        node = category
         catalogue: Any = self.catalogue
-        while lead is None and node is not None and node.parent_code:
-            node = catalogue.category(node.parent_code)
-            lead = node.lead_department if node is not None else None
         return {
             "category_code": category.code,
             "category_path": category.path_text,
-            "lead_department": lead,
+            # the category's lead or its nearest ancestor's: a level-1 prediction (a model
+            # trained on level-1 labels) still gets the department its group's lead
+            "lead_department": catalogue.responsible_department(category.code),
         }
