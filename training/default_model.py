@@ -168,8 +168,8 @@ def fit_default_model(
     progress: Callable[[str, float], None] | None = None,
 ) -> HotlineClassifier:
     """Fit the default model's classifier on `training_set` (calibrated on its real rows)."""
-    options: dict[str, Any] = {"n_jobs": -1, **(params or {})}
-    model = HotlineClassifier(user_dict=default_user_dict(), random_state=seed, **options)
+    options: dict[str, Any] = {"n_jobs": -1, "user_dict": default_user_dict(), **(params or {})}
+    model = HotlineClassifier(random_state=seed, **options)
     departments = training_set.departments if any(training_set.departments) else None
     return model.fit(
         training_set.texts,
