@@ -16,6 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from fixtures import DATA_DIR
+from router.catalogue import set_default_directory
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 POSTGRES_URL = os.environ.get("HOTLINE_TEST_POSTGRES_URL", "")
@@ -24,6 +27,9 @@ REQUIRE_SERVICES = os.environ.get("HOTLINE_REQUIRE_SERVICES") == "1"
 
 
 DEMO_PASSWORD = "test-demo-password"
+
+# The tests' catalogue is the shipped reference data, as the service's default setting names it.
+set_default_directory(DATA_DIR)
 """The demo accounts' password in tests (HOTLINE_DEMO_PASSWORD)."""
 
 

@@ -48,8 +48,11 @@ def resolver_for(kind: str) -> LabelResolver:
     """A resolver with the default catalogue, or none for free labels."""
     if kind == "free":
         return LabelResolver(None)
-    from router.catalogue import default_catalogue
+    from fixtures import DATA_DIR
+    from router.catalogue import default_catalogue, set_default_directory
 
+    # The shipped reference data, unless the application named its own folder.
+    set_default_directory(DATA_DIR, replace=False)
     return LabelResolver(default_catalogue())
 
 
