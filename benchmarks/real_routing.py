@@ -13,10 +13,11 @@ them), and tested on the held-out messages. Reported, pooled over the folds:
 - level-1 accuracy and macro-F1 (averaged over the 7 gold classes; a prediction in any of the
   other 8 level-1 groups is an error);
 - auto-dispatch at the threshold, as `router.routing.route` decides it (a leaf, a department and
-  `suggestion.confidence` at or above the threshold): coverage (share auto-dispatched) and
-  precision judged at the depth the gold label has, level 1 (the leaf of a real message is
-  unknown); the precision/coverage curve over thresholds, for that confidence (the leaf path's)
-  and for the level-1 probability;
+  `RouteDecision.department_confidence` at or above the threshold): coverage (share
+  auto-dispatched) and precision judged at the depth the gold label has, level 1 (the leaf of a
+  real message is unknown); the precision/coverage curve over thresholds for that confidence,
+  and for comparison for the leaf path's probability and the level-1 probability; on synthetic
+  held-out appeals, where the department is known, the same curves judged by the department;
 - the unseen-word share: of the words of the held-out messages (as the model segments them), the
   share, and of the distinct words, the share that are not in the model's vocabulary;
 - department agreement on the messages whose official reply names a department
@@ -129,23 +130,11 @@ def synthetic_rows(
                 "department_hit": r.department_code
                 in (row["handler_code"], row["department_code"]),
                 "leaf_conf": s.confidence,
-                "dept_conf": department_confidence(s, r),
+                "dept_conf": r.department_confidence,
                 "dispatchable": r.auto_dispatch,
             }
         )
     return out
-
-
-def department_confidence(suggestion: Suggestion, decision: Any) -> float:
-    """The beam's probability that the routed department is right: the mass of the top paths
-    whose catalogue lead is that department (the leaf path's own probability for a route by
-    jurisdiction, where the place decides). A candidate confidence for auto-dispatch."""
-    if decision.department_source == "jurisdiction" or decision.department_code is None:
-        return float(suggestion.confidence)
-    mass = sum(
-        p for path, p in suggestion.alternatives if _lead_of(path) == decision.department_code
-    )
-    return float(max(mass, suggestion.confidence))
 
 
 def run_fold(
@@ -231,7 +220,7 @@ def run_fold(
                 "pred": p,
                 "leaf_conf": s.confidence,
                 "l1_conf": q,
-                "dept_conf": department_confidence(s, r),
+                "dept_conf": r.department_confidence,
                 "dispatchable": r.auto_dispatch,
             }
             for s, g, p, r, q in zip(suggestions, gold, predicted_l1, routes, l1_probs, strict=True)
@@ -290,11 +279,12 @@ def summarize(folds: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
 
     rows = [r for f in folds for r in f["rows"]]
     synthetic = [r for f in folds for r in f["synthetic_rows"]]
-    real_curve = curve(rows, "leaf_conf")
-    synthetic_curve = curve([r | {"hit": r["department_hit"]} for r in synthetic], "leaf_conf")
+    # What route() compares with the threshold: the routed department's confidence.
+    real_curve = curve(rows, "dept_conf")
+    synthetic_curve = curve([r | {"hit": r["department_hit"]} for r in synthetic], "dept_conf")
     gold = [r["gold"] for r in rows]
     pred = [r["pred"] for r in rows]
-    sent = [r for r in rows if r["dispatchable"] and r["leaf_conf"] >= threshold]
+    sent = [r for r in rows if r["dispatchable"] and r["dept_conf"] >= threshold]
     return {
         "test_rows": len(rows),
         "level1_accuracy": float(np.mean([r["hit"] for r in rows])),
@@ -318,14 +308,14 @@ def summarize(folds: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
         "synthetic_test_rows": len(synthetic),
         "synthetic_leaf_accuracy": float(np.mean([r["hit"] for r in synthetic])),
         "synthetic_department_accuracy": float(np.mean([r["department_hit"] for r in synthetic])),
-        "curve_leaf_confidence": real_curve,
+        "curve_leaf_confidence": curve(rows, "leaf_conf"),
         "curve_synthetic_leaf": curve(synthetic, "leaf_conf"),
-        "curve_synthetic_department": synthetic_curve,
-        "curve_level1_confidence": curve(rows, "l1_conf"),
-        "curve_department_confidence_real": curve(rows, "dept_conf"),
-        "curve_department_confidence_synthetic": curve(
-            [r | {"hit": r["department_hit"]} for r in synthetic], "dept_conf"
+        "curve_synthetic_department": curve(
+            [r | {"hit": r["department_hit"]} for r in synthetic], "leaf_conf"
         ),
+        "curve_level1_confidence": curve(rows, "l1_conf"),
+        "curve_department_confidence_real": real_curve,
+        "curve_department_confidence_synthetic": synthetic_curve,
         "chosen_threshold": choose_threshold(real_curve, synthetic_curve),
         "train_s": statistics.mean(f["train_s"] for f in folds),
     }
@@ -356,8 +346,8 @@ def print_summary(s: dict[str, Any], replies: int) -> None:
     for key, title in (
         (
             "curve_leaf_confidence",
-            "suggestion.confidence (leaf path), as route() compares it; precision = level-1 "
-            "group right, real held-out messages",
+            "suggestion.confidence (leaf path); precision = level-1 group right, real held-out "
+            "messages",
         ),
         (
             "curve_synthetic_leaf",
@@ -375,12 +365,12 @@ def print_summary(s: dict[str, Any], replies: int) -> None:
         ),
         (
             "curve_department_confidence_real",
-            "the routed department's beam mass (department_confidence); precision = level-1 "
+            "RouteDecision.department_confidence, as route() compares it; precision = level-1 "
             "right, real messages",
         ),
         (
             "curve_department_confidence_synthetic",
-            "the routed department's beam mass; precision = routed department right, synthetic",
+            "RouteDecision.department_confidence; precision = routed department right, synthetic",
         ),
     ):
         print(f"\nprecision / coverage by threshold on {title}:")
@@ -392,7 +382,7 @@ def print_summary(s: dict[str, Any], replies: int) -> None:
             )
     chosen = s["chosen_threshold"]
     print(
-        "\nlowest threshold with precision >= 0.95 on both curves of suggestion.confidence: "
+        "\nlowest threshold with precision >= 0.95 on both curves of department_confidence: "
         + ("none" if chosen is None else f"{chosen:.2f}")
     )
 

@@ -16,8 +16,16 @@ The candidate with the highest measured precision wins; on a tie the catalogue, 
 jurisdiction. `RouteDecision.department_source` says which one decided (a model that agrees
 with the catalogue counts as the catalogue). Urgent keywords force the urgent priority and the
 urgent deadline. The order is dispatched automatically only for a leaf with a department whose
-confidence reaches the threshold of its level-1 group (or the default threshold); a level-1 or
-level-2 prediction always waits for an agent's review, with the department already proposed.
+`department_confidence` reaches the threshold of its level-1 group (or the default threshold);
+a level-1 or level-2 prediction always waits for an agent's review, with the department already
+proposed.
+
+`department_confidence` is the probability that the chosen department is right, not that the
+leaf is: the mass of the classifier's top paths whose responsible department is the chosen one
+(never below the leaf's own probability; the leaf's probability alone when jurisdiction or the
+learned model chose a department no path leads to). Sibling leaves often share their lead, and
+an order goes to a department, not to a leaf: on real held-out messages this confidence reaches
+0.85 on about 15 % of them, the leaf probability on under 2 % (`python -m benchmarks.real_routing`).
 A text the classifier's out-of-distribution gate flagged (`Suggestion.ood`: not Chinese, too
 short, junk, unknown words) is never dispatched automatically either.
 """
@@ -105,6 +113,7 @@ class RouteDecision:
     deadline_value: int
     deadline_unit: str
     auto_dispatch: bool
+    department_confidence: float
     alternatives: tuple[Alternative, ...]
     terms: tuple[tuple[str, float], ...]
     ood: tuple[str, ...] = ()  # the out-of-distribution flags, shown to the reviewing agent
@@ -125,6 +134,7 @@ class RouteDecision:
             "deadline_value": self.deadline_value,
             "deadline_unit": self.deadline_unit,
             "auto_dispatch": self.auto_dispatch,
+            "department_confidence": round(self.department_confidence, 4),
             "alternatives": [
                 {
                     "category_code": a.category_code,
@@ -181,6 +191,20 @@ def decide_department(
     return department, source
 
 
+def department_confidence(
+    *, catalogue: Catalogue, suggestion: Suggestion, department: str | None, source: str
+) -> float:
+    """The probability that `department` is right (see the module docstring)."""
+    if department is None or source == "jurisdiction":
+        return float(suggestion.confidence)
+    mass = 0.0
+    for label, probability in suggestion.alternatives:
+        category = catalogue.resolve_label(label)
+        if category is not None and catalogue.responsible_department(category.code) == department:
+            mass += probability
+    return float(max(mass, suggestion.confidence))
+
+
 def route(
     *,
     catalogue: Catalogue,
@@ -212,11 +236,14 @@ def route(
                     category_code=alt.code, category_path=alt.path_text, confidence=confidence
                 )
             )
+    confidence = department_confidence(
+        catalogue=catalogue, suggestion=suggestion, department=department, source=source
+    )
     auto = (
         category is not None
         and category.is_leaf
         and department is not None
-        and suggestion.confidence >= policy.threshold_for(category)
+        and confidence >= policy.threshold_for(category)
         and not suggestion.ood
     )
     return RouteDecision(
@@ -234,6 +261,7 @@ def route(
         deadline_value=deadline_value,
         deadline_unit=deadline_unit,
         auto_dispatch=auto,
+        department_confidence=confidence,
         alternatives=tuple(alternatives),
         terms=tuple(suggestion.terms),
         ood=tuple(suggestion.ood),

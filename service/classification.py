@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ from service.runtime import get_database
 from training.models import ModelVersion
 
 log = logging.getLogger(__name__)
+
+CONFIDENCE_BEAM = 5
+"""Paths the model returns at least, for `RouteDecision.department_confidence`."""
 
 
 @dataclass(frozen=True)
@@ -210,18 +213,23 @@ def suggest_many(
     """`suggest` for several (text, title, address) in one batch through the model."""
     loaded = runtime_for(model_dir).get()
     full_texts = [f"{title}\n{text}" if title else text for text, title, _ in appeals]
-    suggestions = loaded.model.suggest_batch(full_texts, k=k)
+    # The department confidence sums over a fixed beam, so that the auto-dispatch decision does
+    # not depend on how many alternatives a caller asked to see.
+    suggestions = loaded.model.suggest_batch(full_texts, k=max(k, CONFIDENCE_BEAM))
     catalogue = catalogue or default_catalogue()
     decisions = [
-        route(
-            catalogue=catalogue,
-            suggestion=suggestion,
-            text=full_text,
-            address=address,
-            policy=policy,
-        )
-        for suggestion, full_text, (_, _, address) in zip(
-            suggestions, full_texts, appeals, strict=True
+        replace(decision, alternatives=decision.alternatives[:k])
+        for decision in (
+            route(
+                catalogue=catalogue,
+                suggestion=suggestion,
+                text=full_text,
+                address=address,
+                policy=policy,
+            )
+            for suggestion, full_text, (_, _, address) in zip(
+                suggestions, full_texts, appeals, strict=True
+            )
         )
     ]
     return decisions, loaded.version

@@ -83,6 +83,9 @@ class SuggestionRead(BaseModel):
     deadline_value: int
     deadline_unit: str
     auto_dispatch: bool
+    department_confidence: float = 0.0
+    """The probability that the department is right; auto-dispatch compares it with the
+    threshold (`router.routing`)."""
     terms: list[tuple[str, float]]
     ood: list[str] = Field(default_factory=list)
     """Out-of-distribution flags (`classifier.ood`): such an appeal always goes to review."""

@@ -173,3 +173,68 @@ def test_measured_figures_are_probabilities_and_the_model_bands_ascend() -> None
     lows = [low for low, _p in MEASURED_PRECISION.model]
     assert lows == sorted(lows)
     assert SourcePrecision(catalogue=0, jurisdiction=0, model=((0.5, 0.7),)).model_at(0.4) == 0.0
+
+
+def _two_paths(catalogue: Catalogue, first: str, second: str, p1: float, p2: float) -> Suggestion:
+    a, b = _path(catalogue, first), _path(catalogue, second)
+    return Suggestion(label=a, confidence=p1, alternatives=[(a, p1), (b, p2)], levels=[(a, p1)])
+
+
+def _sibling_with_the_same_lead(catalogue: Catalogue, name: str) -> str:
+    leaf = catalogue.resolve_label(name)
+    assert leaf is not None and leaf.parent_code is not None
+    lead = catalogue.responsible_department(leaf.code)
+    for sibling in catalogue.children(leaf.parent_code):
+        if sibling.code != leaf.code and catalogue.responsible_department(sibling.code) == lead:
+            return sibling.name
+    raise AssertionError(f"no sibling of {name} shares its lead")
+
+
+def test_paths_that_lead_to_the_same_department_add_up_to_its_confidence(
+    catalogue: Catalogue,
+) -> None:
+    sibling = _sibling_with_the_same_lead(catalogue, "路灯异常")
+    decision = route(
+        catalogue=catalogue,
+        suggestion=_two_paths(catalogue, "路灯异常", sibling, 0.55, 0.35),
+        text="路灯不亮",
+        policy=RoutingPolicy(auto_dispatch_threshold=0.85),
+    )
+    assert decision.department_code == "street_lighting"
+    assert decision.department_confidence == pytest.approx(0.90)
+    assert decision.to_dict()["department_confidence"] == pytest.approx(0.90)
+    assert decision.auto_dispatch is True
+
+
+def test_a_path_to_another_department_does_not_count(catalogue: Catalogue) -> None:
+    decision = route(
+        catalogue=catalogue,
+        suggestion=_two_paths(catalogue, "路灯异常", "交通信号灯异常", 0.55, 0.35),
+        text="路灯不亮",
+        policy=RoutingPolicy(auto_dispatch_threshold=0.85),
+    )
+    assert decision.department_confidence == pytest.approx(0.55)
+    assert decision.auto_dispatch is False
+
+
+def test_a_department_chosen_by_place_keeps_the_leaf_probability(catalogue: Catalogue) -> None:
+    measured = SourcePrecision(catalogue=0.1, jurisdiction=0.9, model=((0.0, 0.1),))
+    local = next(leaf for leaf in catalogue.leaves() if leaf.handling_scope == "local")
+    sibling = next(
+        s for s in catalogue.children(local.parent_code) if s.code != local.code and s.is_leaf
+    )
+    text, street = _place_text(catalogue)
+    suggestion = Suggestion(
+        label=local.path_text,
+        confidence=0.5,
+        alternatives=[(local.path_text, 0.5), (sibling.path_text, 0.45)],
+        levels=[(local.path_text, 0.5)],
+    )
+    decision = route(
+        catalogue=catalogue,
+        suggestion=suggestion,
+        text=text + "问题一直没有解决",
+        policy=RoutingPolicy(department_precision=measured),
+    )
+    assert (decision.department_code, decision.department_source) == (street, "jurisdiction")
+    assert decision.department_confidence == pytest.approx(0.5)
