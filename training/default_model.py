@@ -31,6 +31,7 @@ __all__ = [
     "TrainingSet",
     "default_training_set",
     "fit_default_model",
+    "limited_real_training_set",
     "real_training_set",
     "synthetic_training_set",
     "train_default_model",
@@ -148,16 +149,24 @@ def default_training_set(
     `real_limit` caps the real messages and the real titles at about that many each (every n-th
     row), for small demo models; None takes them all.
     """
-    from fixtures import real
-
     resolver = _resolver()
-    m, t = real.labelled_messages(), real.labelled_titles()
-    messages, titles = (m.texts, m.labels), (t.texts, t.labels)
-    if real_limit is not None:
-        messages, titles = _every_nth(messages, real_limit), _every_nth(titles, real_limit)
     return synthetic_training_set(
         synthetic_count, seed=synthetic_seed, resolver=resolver
-    ) + real_training_set(messages=messages, titles=titles, resolver=resolver)
+    ) + limited_real_training_set(real_limit, resolver=resolver)
+
+
+def limited_real_training_set(
+    limit: int | None, *, resolver: LabelResolver | None = None
+) -> TrainingSet:
+    """The shipped real messages and titles, about `limit` of each at most (every n-th row;
+    None: all of them)."""
+    from fixtures import real
+
+    m, t = real.labelled_messages(), real.labelled_titles()
+    messages, titles = (m.texts, m.labels), (t.texts, t.labels)
+    if limit is not None:
+        messages, titles = _every_nth(messages, limit), _every_nth(titles, limit)
+    return real_training_set(messages=messages, titles=titles, resolver=resolver)
 
 
 def fit_default_model(

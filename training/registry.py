@@ -496,7 +496,8 @@ def _fmt(value: Any) -> str:
 @dataclass
 class RetrainSpec:
     """What a retraining run learns from. Base rows come from `base_files`, or, when none are
-    given, from a seeded demo corpus of `demo_corpus_size` rows (0: no base corpus)."""
+    given, from a seeded demo corpus of `demo_corpus_size` rows and up to half as many shipped
+    real messages and titles (level-1 labels; 0: no base corpus)."""
 
     base_files: Sequence[str | Path] = ()
     text_column: str = "text"
@@ -519,6 +520,16 @@ class RetrainOutcome:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+def _real_base_rows(*, limit: int) -> list[LabelledRow]:
+    from training.default_model import limited_real_training_set
+
+    real = limited_real_training_set(limit)
+    return [
+        LabelledRow(text, path, None, "base", "fixtures/data/real")
+        for text, path in zip(real.texts, real.paths, strict=True)
+    ]
+
+
 def _base_rows(spec: RetrainSpec, work_dir: Path) -> tuple[list[LabelledRow], dict[str, Any]]:
     if spec.base_files:
         rows = read_base_rows(
@@ -539,7 +550,14 @@ def _base_rows(spec: RetrainSpec, work_dir: Path) -> tuple[list[LabelledRow], di
             label_column="category_code",
             department_column="department_code",
         )
-        return rows, {"demo_corpus": {"rows": spec.demo_corpus_size, "seed": DEMO_BASE_SEED}}
+        # The real public messages too, as in the default model (level-1 labels, no department;
+        # about half as many as synthetic rows at most, so small bases stay small).
+        real = _real_base_rows(limit=spec.demo_corpus_size // 2)
+        provenance = {
+            "demo_corpus": {"rows": spec.demo_corpus_size, "seed": DEMO_BASE_SEED},
+            "real_rows": len(real),
+        }
+        return rows + real, provenance
     return [], {}
 
 

@@ -226,9 +226,11 @@ def test_training_job_learns_from_the_history_and_is_not_rerun(
     assert job.promoted == all(c["candidate"] >= c["active"] for c in checks)
     provenance = candidate.provenance
     assert provenance["history_rows"] == len(TEXTS)
-    assert provenance["label_sources"]["base"] == 300
+    # The base: the demo corpus and up to half as many real messages and titles (level 1).
+    assert 0 < provenance["real_rows"] <= 300
+    assert provenance["label_sources"]["base"] == 300 + provenance["real_rows"]
     assert provenance["demo_corpus"]["rows"] == 300
-    assert sum(provenance["label_sources"].values()) == 300 + len(TEXTS)
+    assert sum(provenance["label_sources"].values()) == 300 + provenance["real_rows"] + len(TEXTS)
     assert provenance["job_id"] == job_id
     directory = Path(candidate.path)
     assert (directory / "model.joblib").is_file() and (directory / "holdout.csv").is_file()
