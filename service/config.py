@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # the lowest threshold from which auto-dispatch stays >= 95 % precise on real held-out
     # messages (level-1 group right) and on synthetic ones (department right), measured by
     # `python -m benchmarks.real_routing` (docs/models.md)
-    auto_dispatch_threshold: float = Field(default=0.92, ge=0, le=1.01)
+    auto_dispatch_threshold: float = Field(default=0.85, ge=0, le=1.01)
     token_ttl_minutes: int = Field(default=480, ge=5)
     session_cookie_secure: bool | None = None
     callback_provider: Literal["agent", "gateway"] = "agent"
