@@ -194,6 +194,23 @@ def latency(predict_one: Callable[[str], Any], texts: Sequence[str], n: int) -> 
     }
 
 
+def saved_model_latency(model_dir: Path, n: int) -> dict[str, Any]:
+    """Single-appeal latency of a saved model (say the shipped default, `var/models`) on the
+    real messages (`fixtures.real`), as the API calls it: `suggest_batch` of one text, top 5,
+    with explanations."""
+    from classifier import load_model
+    from fixtures import real
+
+    model = load_model(model_dir)
+    texts = list(real.labelled_messages().texts)[: max(n, 20) + 20]
+    lengths = [len(t) for t in texts[:n]]
+    result: dict[str, Any] = latency(lambda t: model.suggest_batch([t], k=5), texts, n)
+    result.update(model_dir=str(model_dir), appeals=min(n, len(texts)))
+    result["chars_p50"] = float(np.percentile(lengths, 50))
+    result["chars_p99"] = float(np.percentile(lengths, 99))
+    return result
+
+
 def throughput(
     predict_many: Callable[[Sequence[str]], Any], texts: Sequence[str]
 ) -> dict[str, float]:
@@ -475,8 +492,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--params", default="{}", help="JSON of HotlineClassifier parameters for --scale"
     )
+    parser.add_argument(
+        "--latency-model",
+        type=Path,
+        help="only measure the single-appeal latency of this saved model on real messages",
+    )
     parser.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.latency_model:
+        r = saved_model_latency(args.latency_model, 2000)
+        print(
+            f"{r['model_dir']}: {r['appeals']} real messages (chars p50 {r['chars_p50']:.0f}, "
+            f"p99 {r['chars_p99']:.0f}), load {os.getloadavg()[0]:.1f}\n"
+            f"  single appeal: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms "
+            f"(cpu p50 {r['cpu_p50_ms']:.2f} ms, p99 {r['cpu_p99_ms']:.2f} ms)"
+        )
+        return
     if args.scale_child:
         scale_child(args.scale_child, json.loads(args.params))
         return
