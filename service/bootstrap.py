@@ -10,6 +10,7 @@ from sqlalchemy import select
 from router.catalogue import default_catalogue
 from router.catalogue.models import Department
 from router.catalogue.sync import SyncReport, sync_catalogue
+from service.auth.service import seed_demo_accounts as seed
 from service.config import Settings
 from service.db import Database
 
@@ -26,8 +27,6 @@ def load_reference_data(database: Database) -> SyncReport:
 
 
 def seed_demo_accounts(database: Database, settings: Settings) -> list[str]:
-    from service.auth.service import seed_demo_accounts as seed
-
     with database.session() as db_session:
         codes = list(db_session.scalars(select(Department.code).where(Department.active.is_(True))))
         created = seed(

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from classifier import HotlineClassifier, save_model
+from fixtures import real
+from fixtures.generator import generate_appeals
 from training.labels import LabelResolver
 from training.workflow import TrainResult, default_user_dict, resolver_for
 
@@ -90,8 +92,6 @@ def synthetic_training_set(
     count: int, *, seed: int = SYNTHETIC_SEED, resolver: LabelResolver | None = None
 ) -> TrainingSet:
     """`count` generated appeals labelled at the leaf, with their department."""
-    from fixtures.generator import generate_appeals
-
     resolver = resolver or _resolver()
     rows = list(generate_appeals(count, seed=seed))
     out = TrainingSet()
@@ -116,8 +116,6 @@ def real_training_set(
     `messages` and `titles` are (texts, labels); None takes all the shipped ones
     (`fixtures.real`), an empty pair none.
     """
-    from fixtures import real
-
     resolver = resolver or _resolver()
     if messages is None:
         m = real.labelled_messages()
@@ -160,8 +158,6 @@ def limited_real_training_set(
 ) -> TrainingSet:
     """The shipped real messages and titles, about `limit` of each at most (every n-th row;
     None: all of them)."""
-    from fixtures import real
-
     m, t = real.labelled_messages(), real.labelled_titles()
     messages, titles = (m.texts, m.labels), (t.texts, t.labels)
     if limit is not None:

@@ -38,8 +38,10 @@ from classifier import load_metadata, load_model
 from classifier.errors import ArtifactError, ClassifierError, DatasetError
 from router.errors import Conflict, NotFound
 from router.orm import utcnow
+from training.default_model import limited_real_training_set
 from training.history import LabelledRow, collect_history, read_base_rows, write_split
 from training.models import ModelVersion, TrainingJob
+from training.workflow import evaluate_model, train_model
 
 __all__ = [
     "ACTIVE",
@@ -393,8 +395,6 @@ TEXT_COLUMN, LABEL_COLUMN, DEPARTMENT_COLUMN = "text", "label", "department_code
 
 def evaluate_on(model_dir: str | Path, holdout: str | Path) -> dict[str, Any]:
     """Raw metrics of a saved model on a held-out file written by `training.history`."""
-    from training.workflow import evaluate_model
-
     report = evaluate_model(
         model_dir=model_dir,
         data=[str(holdout)],
@@ -521,8 +521,6 @@ class RetrainOutcome:
 
 
 def _real_base_rows(*, limit: int) -> list[LabelledRow]:
-    from training.default_model import limited_real_training_set
-
     real = limited_real_training_set(limit)
     return [
         LabelledRow(text, path, None, "base", "fixtures/data/real")
@@ -575,8 +573,6 @@ def retrain(
     """Build the dataset (base corpus + work-order history), hold out a stable share, train,
     register the candidate, and promote it only if it is not worse than the active version on
     the held-out rows. Long: no transaction is open while it trains or evaluates."""
-    from training.workflow import train_model
-
     report = progress or (lambda _stage, _fraction: None)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,8 @@ import numpy as np
 from classifier import HotlineClassifier, load_metadata, load_model, save_model
 from classifier.errors import DatasetError
 from classifier.model import split_label
+from fixtures import DATA_DIR
+from router.catalogue import default_catalogue, set_default_directory
 from training.datasets import Dataset, load_dataset, write_rows
 from training.evaluation import evaluate
 from training.labels import LabelResolver
@@ -48,9 +50,6 @@ def resolver_for(kind: str) -> LabelResolver:
     """A resolver with the default catalogue, or none for free labels."""
     if kind == "free":
         return LabelResolver(None)
-    from fixtures import DATA_DIR
-    from router.catalogue import default_catalogue, set_default_directory
-
     # The shipped reference data, unless the application named its own folder.
     set_default_directory(DATA_DIR, replace=False)
     return LabelResolver(default_catalogue())
