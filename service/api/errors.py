@@ -7,7 +7,8 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -29,6 +30,7 @@ HTTP_ERROR_NAMES = {
     415: "UnsupportedMediaType",
     429: "TooManyRequests",
 }
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def error_body(name: str, detail: object, **extra: object) -> dict[str, object]:
@@ -83,6 +85,18 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         log.info("number out of range: %s", exc.orig)
         return JSONResponse(error_body("InvalidInput", "数值超出允许范围"), status_code=400)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        # The database is down, restarting or saturated: the client should retry, not report a
+        # bug. (Pool pre-ping already retries a connection that died while idle.)
+        log.warning("database unavailable: %s", str(exc).splitlines()[0])
+        return JSONResponse(
+            error_body("ServiceUnavailable", "数据库暂不可用，请稍后重试"),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
