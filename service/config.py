@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     wechat_replay_window_seconds: int = Field(default=300, ge=10)
     open311_api_keys: SecretStr = SecretStr("")
     intake_max_body_bytes: int = Field(default=65_536, ge=1_024)
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     intake_rate_limit: int = Field(default=10, ge=1)
     intake_rate_window_seconds: float = Field(default=60.0, gt=0)
     intake_system_departments: str = "hotline"

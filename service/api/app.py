@@ -30,7 +30,7 @@ from service.api import (
     workorders,
 )
 from service.api.errors import install_error_handlers
-from service.api.input_guard import RefuseNulMiddleware
+from service.api.request_guard import RequestGuardMiddleware
 from service.channels.limits import IntakeLimitsMiddleware
 from service.config import get_settings
 from service.runtime import get_database
@@ -67,7 +67,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(IntakeLimitsMiddleware)
-    app.add_middleware(RefuseNulMiddleware)  # outermost: before any route or limit reads a byte
+    app.add_middleware(RequestGuardMiddleware)  # outermost: before any route reads a byte
     app.include_router(health.router)
     app.include_router(system.router)
     app.include_router(appeals.router)

@@ -97,3 +97,35 @@ def test_an_unreachable_database_is_a_503_with_retry_after(
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "5"
     assert response.json()["error"] == "ServiceUnavailable"
+
+
+def test_an_oversize_body_is_a_413_before_the_route_reads_it(client: TestClient) -> None:
+    # The gateway report checks a signature over the body: before, it read 300 MB to say 401.
+    response = client.post(
+        "/api/v1/callbacks/gateway/report",
+        content=b"{" + b" " * 2_000_000 + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"] == "PayloadTooLarge"
+
+
+def test_an_oversize_body_without_a_length_is_a_413(client: TestClient) -> None:
+    def chunks():  # type: ignore[no-untyped-def]  # sent chunked, with no Content-Length
+        for _ in range(40):
+            yield b" " * 65_536
+
+    response = client.post(
+        "/api/v1/callbacks/gateway/report",
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"] == "PayloadTooLarge"
+
+
+def test_a_sign_in_form_has_a_small_limit(client: TestClient) -> None:
+    response = client.post(
+        "/api/v1/auth/token", data={"username": "agent", "password": "x" * 10_000}
+    )
+    assert response.status_code == 413, response.text

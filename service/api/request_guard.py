@@ -1,5 +1,13 @@
-"""Refuse NUL characters in any request, in one place, before a route sees them.
+"""Refuse oversize bodies and NUL characters in any request, in one place, before a route sees
+them.
 
+**Size.** Every route but the intake channels (which have `HOTLINE_INTAKE_MAX_BODY_BYTES` and
+their own middleware) takes a body of at most `HOTLINE_MAX_BODY_BYTES` (1 MiB), and the sign-in
+routes at most `AUTH_MAX_BODY_BYTES`: a larger `Content-Length` is refused with 413 before a byte
+is read, and a streamed body as soon as it passes the limit, so no route (and no signature check
+or authentication that reads the body first) ever holds more than the limit and one chunk.
+
+**NUL.**
 PostgreSQL text cannot hold NUL (0x00): a NUL that reaches a query is a database error, so a
 500, on every route that stores or looks up what it was given (a username, a work-order number,
 a filter, a nonce). This middleware answers 400 `{"error": "BadRequest", ...}` instead when
@@ -21,10 +29,14 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.channels.limits import INTAKE_PATHS
+from service.config import get_settings
 
-__all__ = ["RefuseNulMiddleware"]
+__all__ = ["AUTH_MAX_BODY_BYTES", "RequestGuardMiddleware"]
 
 DETAIL = "请求中含有不允许的空字符（NUL）"
+AUTH_MAX_BODY_BYTES = 8_192
+"""A sign-in form or token request is a few hundred bytes."""
+_SMALL_BODY_PATHS = ("/api/v1/auth/",)
 _QUERY_NUL = re.compile(rb"%00|\x00")
 _PATTERNS: dict[str, re.Pattern[bytes]] = {
     "form": re.compile(rb"%00|\x00"),
@@ -41,6 +53,31 @@ class _NulInBody(HTTPException):
         super().__init__(status_code=400, detail=DETAIL)
 
 
+class _TooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=_too_large(limit))
+
+
+def _too_large(limit: int) -> str:
+    return f"请求内容超过 {limit} 字节的上限"
+
+
+def _limit_for(path: str) -> int:
+    if path.startswith(_SMALL_BODY_PATHS):
+        return AUTH_MAX_BODY_BYTES
+    return get_settings().max_body_bytes
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 def _body_kind(scope: Scope) -> str:
     for key, value in scope.get("headers", []):
         if key.lower() == b"content-type":
@@ -52,12 +89,14 @@ def _body_kind(scope: Scope) -> str:
     return "other"
 
 
-async def _refuse(send: Send) -> None:
-    body = json.dumps({"error": "BadRequest", "detail": DETAIL}, ensure_ascii=False).encode()
+async def _refuse(
+    send: Send, status: int = 400, name: str = "BadRequest", detail: str = DETAIL
+) -> None:
+    body = json.dumps({"error": name, "detail": detail}, ensure_ascii=False).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 400,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
@@ -67,7 +106,7 @@ async def _refuse(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class RefuseNulMiddleware:
+class RequestGuardMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -82,15 +121,24 @@ class RefuseNulMiddleware:
         if path.startswith(INTAKE_PATHS):
             await self.app(scope, receive, send)
             return
+        limit = _limit_for(path)
+        declared = _declared_length(scope)
+        if declared is not None and declared > limit:
+            await _refuse(send, 413, "PayloadTooLarge", _too_large(limit))
+            return
         pattern = _PATTERNS[_body_kind(scope)]
         tail = b""
+        size = 0
         started = False
 
         async def checked_receive() -> Message:
-            nonlocal tail
+            nonlocal tail, size
             message = await receive()
             if message["type"] == "http.request":
                 chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge(limit)
                 if pattern.search(tail + chunk):
                     raise _NulInBody()
                 tail = (tail + chunk)[-_OVERLAP:]
@@ -104,7 +152,8 @@ class RefuseNulMiddleware:
 
         try:
             await self.app(scope, checked_receive, tracked_send)
-        except _NulInBody:
+        except (_NulInBody, _TooLarge) as exc:
             if started:
                 raise
-            await _refuse(send)
+            name = "BadRequest" if exc.status_code == 400 else "PayloadTooLarge"
+            await _refuse(send, exc.status_code, name, exc.detail)
