@@ -84,6 +84,9 @@ def create_celery(settings: Settings) -> Celery:
                 "schedule": settings.outbox_relay_seconds,
             },
             "deadline-scan": {"task": names.SCAN_DEADLINES, "schedule": 60.0},
+            # Appeals stored but left `received` (the model was missing, the process died or the
+            # database went away between intake's two transactions) are routed within a minute.
+            "triage-pending": {"task": names.TRIAGE_PENDING, "schedule": 60.0},
             "callback-scan": {"task": names.SCAN_CALLBACKS, "schedule": 60.0},
             "hotspot-scan": {
                 "task": names.SCAN_HOTSPOTS,

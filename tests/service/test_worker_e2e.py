@@ -99,3 +99,15 @@ def test_probe_accepted_during_broker_outage_runs_after_relay(
         lambda: probe_state(client, probe_id) == "executed", timeout=45, interval=0.3
     )
     assert executed, (tmp_path / "worker.log").read_text()[-3000:]
+
+
+def test_the_beat_routes_appeals_left_received_every_minute(settings_env: Path) -> None:
+    # An order stored but never routed (the model missing, a crash or a database restart between
+    # intake's two transactions) must not wait for a person to notice it (issue 16, item 1).
+    from service.worker import names, tasks
+
+    entry = tasks.celery_app.conf.beat_schedule["triage-pending"]
+    assert entry == {"task": names.TRIAGE_PENDING, "schedule": 60.0}
+    assert tasks.triage_pending.name == "dispatch.triage_pending"
+    route = tasks.celery_app.amqp.router.route({}, names.TRIAGE_PENDING)
+    assert route["queue"].name == "dispatch"
