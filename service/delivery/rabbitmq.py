@@ -194,6 +194,11 @@ def declare_department_queue(
     return key
 
 
+PUBLISH_ATTEMPTS = 3
+"""A publish tries the open channel, then a new connection, then one more after a pause."""
+RECONNECT_PAUSE_SECONDS = 0.5
+
+
 class DepartmentPublisher:
     """Publishes work-order messages to departments' queues with publisher confirms.
 
@@ -261,7 +266,9 @@ class DepartmentPublisher:
             headers=dict(headers or {}),
         )
         with self._lock:
-            for attempt in (1, 2):
+            for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+                if attempt == PUBLISH_ATTEMPTS:
+                    time.sleep(RECONNECT_PAUSE_SECONDS)  # a broker restarting or a link settling
                 try:
                     channel = self._ensure_channel()
                     if self.declare_queues and key not in self._declared:
@@ -293,11 +300,11 @@ class DepartmentPublisher:
                             f"the broker refused our topology for {key!r}: "
                             f"{exc.reply_code} {exc.reply_text}"
                         ) from exc
-                    if attempt == 2:
+                    if attempt == PUBLISH_ATTEMPTS:
                         raise TransientDeliveryError(f"channel closed: {exc}") from exc
                 except (AMQPConnectionError, AMQPChannelError, OSError) as exc:
                     self._reset()
-                    if attempt == 2:
+                    if attempt == PUBLISH_ATTEMPTS:
                         raise TransientDeliveryError(
                             f"RabbitMQ unreachable: {type(exc).__name__}: {exc}"
                         ) from exc
@@ -311,9 +318,15 @@ class DepartmentPublisher:
         if self._channel is not None and self._channel.is_open:
             return self._channel
         self._reset()
-        self._connection = BlockingConnection(
-            connection_parameters(self.url, connect_timeout=self.connect_timeout)
-        )
+        try:
+            self._connection = BlockingConnection(
+                connection_parameters(self.url, connect_timeout=self.connect_timeout)
+            )
+        except ValueError as exc:
+            # pika's connection workflow raises ValueError when the socket is dropped between
+            # the TCP connect and the AMQP handshake ("Expected connected socket"): a lost
+            # connection like any other, not a bug of ours.
+            raise AMQPConnectionError(f"connection dropped while opening: {exc}") from exc
         channel = self._connection.channel()
         channel.confirm_delivery()
         channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
