@@ -22,13 +22,13 @@ from the route's body read, which the API's error handler renders like the other
 
 from __future__ import annotations
 
-import json
 import re
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.channels.limits import INTAKE_PATHS
+from service.api.errors import HTTP_ERROR_NAMES
+from service.channels.limits import INTAKE_PATHS, send_error, too_large_detail
 from service.config import get_settings
 
 __all__ = ["AUTH_MAX_BODY_BYTES", "RequestGuardMiddleware"]
@@ -55,11 +55,7 @@ class _NulInBody(HTTPException):
 
 class _TooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
-        super().__init__(status_code=413, detail=_too_large(limit))
-
-
-def _too_large(limit: int) -> str:
-    return f"请求内容超过 {limit} 字节的上限"
+        super().__init__(status_code=413, detail=too_large_detail(limit))
 
 
 def _limit_for(path: str) -> int:
@@ -89,23 +85,6 @@ def _body_kind(scope: Scope) -> str:
     return "other"
 
 
-async def _refuse(
-    send: Send, status: int = 400, name: str = "BadRequest", detail: str = DETAIL
-) -> None:
-    body = json.dumps({"error": name, "detail": detail}, ensure_ascii=False).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 class RequestGuardMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -116,7 +95,7 @@ class RequestGuardMiddleware:
             return
         path = scope.get("path", "")
         if "\x00" in path or _QUERY_NUL.search(scope.get("query_string", b"")):
-            await _refuse(send)
+            await send_error(send, 400, HTTP_ERROR_NAMES[400], DETAIL)
             return
         if path.startswith(INTAKE_PATHS):
             await self.app(scope, receive, send)
@@ -124,7 +103,7 @@ class RequestGuardMiddleware:
         limit = _limit_for(path)
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
-            await _refuse(send, 413, "PayloadTooLarge", _too_large(limit))
+            await send_error(send, 413, HTTP_ERROR_NAMES[413], too_large_detail(limit))
             return
         pattern = _PATTERNS[_body_kind(scope)]
         tail = b""
@@ -155,5 +134,4 @@ class RequestGuardMiddleware:
         except (_NulInBody, _TooLarge) as exc:
             if started:
                 raise
-            name = "BadRequest" if exc.status_code == 400 else "PayloadTooLarge"
-            await _refuse(send, exc.status_code, name, exc.detail)
+            await send_error(send, exc.status_code, HTTP_ERROR_NAMES[exc.status_code], exc.detail)

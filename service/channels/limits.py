@@ -41,6 +41,8 @@ __all__ = [
     "RateLimiter",
     "decode_text",
     "rate_limiter",
+    "send_error",
+    "too_large_detail",
 ]
 
 MAX_TEXT_LENGTH = 5000
@@ -166,7 +168,13 @@ def _error_body(path: str, status: int, name: str, detail: str) -> bytes:
     return json.dumps({"error": name, "detail": detail}, ensure_ascii=False).encode()
 
 
-async def _send_error(send: Send, path: str, status: int, name: str, detail: str) -> None:
+def too_large_detail(limit: int) -> str:
+    return f"请求内容超过 {limit} 字节的上限"
+
+
+async def send_error(send: Send, status: int, name: str, detail: str, *, path: str = "") -> None:
+    """Answer with the API's JSON error (Open311's error list on an Open311 `path`) and close
+    the connection: the request body may be left unread."""
     body = _error_body(path, status, name, detail)
     await send(
         {
@@ -195,16 +203,16 @@ class IntakeLimitsMiddleware:
             return
         limit = get_settings().intake_max_body_bytes
         headers = {key.lower(): value for key, value in scope.get("headers", [])}
-        too_large = f"请求内容超过 {limit} 字节的上限"
+        too_large = too_large_detail(limit)
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
                 length = int(declared)
             except ValueError:
-                await _send_error(send, path, 400, "BadRequest", "Content-Length 无效")
+                await send_error(send, 400, "BadRequest", "Content-Length 无效", path=path)
                 return
             if length > limit:
-                await _send_error(send, path, 413, "PayloadTooLarge", too_large)
+                await send_error(send, 413, "PayloadTooLarge", too_large, path=path)
                 return
 
         chunks: list[bytes] = []
@@ -217,7 +225,7 @@ class IntakeLimitsMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _send_error(send, path, 413, "PayloadTooLarge", too_large)
+                await send_error(send, 413, "PayloadTooLarge", too_large, path=path)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -231,7 +239,7 @@ class IntakeLimitsMiddleware:
                 try:
                     body = _transcode(body, media_type, charset)
                 except BodyEncodingError as exc:
-                    await _send_error(send, path, 400, "InvalidEncoding", str(exc))
+                    await send_error(send, 400, "InvalidEncoding", str(exc), path=path)
                     return
                 scope = dict(scope)
                 scope["headers"] = [
@@ -244,7 +252,7 @@ class IntakeLimitsMiddleware:
                 ]
             elif charset not in _UTF8:
                 detail = f"不支持的字符集 {charset}（请使用 UTF-8 或 GB18030/GBK）"
-                await _send_error(send, path, 415, "UnsupportedMediaType", detail)
+                await send_error(send, 415, "UnsupportedMediaType", detail, path=path)
                 return
 
         replayed = False
