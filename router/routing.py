@@ -21,7 +21,7 @@ a level-1 or level-2 prediction always waits for an agent's review, with the dep
 proposed.
 
 `department_confidence` is the probability that the chosen department is right, not that the
-leaf is: the mass of the classifier's top paths whose responsible department is the chosen one
+leaf is: the mass of the classifier's top 5 paths whose responsible department is the chosen one
 (never below the leaf's own probability; the leaf's probability alone when jurisdiction or the
 learned model chose a department no path leads to). Sibling leaves often share their lead, and
 an order goes to a department, not to a leaf: on real held-out messages this confidence reaches
@@ -40,6 +40,9 @@ from classifier import Suggestion
 from router.catalogue import Catalogue, Category, PlaceMatch
 
 URGENT_DEADLINE_HOURS = 2
+DEPARTMENT_BEAM = 5
+"""How many of the classifier's top paths `RouteDecision.department_confidence` sums over; a
+caller that shows fewer alternatives still asks the model for this many."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,20 +194,6 @@ def decide_department(
     return department, source
 
 
-def department_confidence(
-    *, catalogue: Catalogue, suggestion: Suggestion, department: str | None, source: str
-) -> float:
-    """The probability that `department` is right (see the module docstring)."""
-    if department is None or source == "jurisdiction":
-        return float(suggestion.confidence)
-    mass = 0.0
-    for label, probability in suggestion.alternatives:
-        category = catalogue.resolve_label(label)
-        if category is not None and catalogue.responsible_department(category.code) == department:
-            mass += probability
-    return float(max(mass, suggestion.confidence))
-
-
 def route(
     *,
     catalogue: Catalogue,
@@ -228,17 +217,20 @@ def route(
     else:
         deadline_value, deadline_unit = 0, "working_days"
     alternatives = []
-    for label, confidence in suggestion.alternatives:
+    department_mass = 0.0  # of the top DEPARTMENT_BEAM paths whose department is the chosen one
+    for rank, (label, confidence) in enumerate(suggestion.alternatives):
         alt = catalogue.resolve_label(label)
-        if alt is not None:
-            alternatives.append(
-                Alternative(
-                    category_code=alt.code, category_path=alt.path_text, confidence=confidence
-                )
-            )
-    confidence = department_confidence(
-        catalogue=catalogue, suggestion=suggestion, department=department, source=source
-    )
+        if alt is None:
+            continue
+        alternatives.append(
+            Alternative(category_code=alt.code, category_path=alt.path_text, confidence=confidence)
+        )
+        if rank < DEPARTMENT_BEAM and catalogue.responsible_department(alt.code) == department:
+            department_mass += confidence
+    if department is None or source == "jurisdiction":
+        confidence = float(suggestion.confidence)
+    else:
+        confidence = float(max(department_mass, suggestion.confidence))
     auto = (
         category is not None
         and category.is_leaf

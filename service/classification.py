@@ -23,16 +23,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from classifier import HotlineClassifier, load_metadata, load_model
 from classifier.errors import ArtifactError
 from router.catalogue import Catalogue, default_catalogue
-from router.routing import RouteDecision, RoutingPolicy, route
+from router.routing import DEPARTMENT_BEAM, RouteDecision, RoutingPolicy, route
 from service.config import get_settings
 from service.db import Database
 from service.runtime import get_database
 from training.models import ModelVersion
 
 log = logging.getLogger(__name__)
-
-CONFIDENCE_BEAM = 5
-"""Paths the model returns at least, for `RouteDecision.department_confidence`."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +102,6 @@ class ModelRuntime:
     def _ask_registry(
         self, database: Database | None, known: _Active | None
     ) -> tuple[str | None, Path | None]:
-
         now = time.monotonic()
         latest = self._active
         if latest is not None and latest is not known and latest.database is database:
@@ -215,21 +211,18 @@ def suggest_many(
     full_texts = [f"{title}\n{text}" if title else text for text, title, _ in appeals]
     # The department confidence sums over a fixed beam, so that the auto-dispatch decision does
     # not depend on how many alternatives a caller asked to see.
-    suggestions = loaded.model.suggest_batch(full_texts, k=max(k, CONFIDENCE_BEAM))
+    suggestions = loaded.model.suggest_batch(full_texts, k=max(k, DEPARTMENT_BEAM))
     catalogue = catalogue or default_catalogue()
-    decisions = [
-        replace(decision, alternatives=decision.alternatives[:k])
-        for decision in (
-            route(
-                catalogue=catalogue,
-                suggestion=suggestion,
-                text=full_text,
-                address=address,
-                policy=policy,
-            )
-            for suggestion, full_text, (_, _, address) in zip(
-                suggestions, full_texts, appeals, strict=True
-            )
+    decisions = []
+    for suggestion, full_text, (_, _, address) in zip(
+        suggestions, full_texts, appeals, strict=True
+    ):
+        decision = route(
+            catalogue=catalogue,
+            suggestion=suggestion,
+            text=full_text,
+            address=address,
+            policy=policy,
         )
-    ]
+        decisions.append(replace(decision, alternatives=decision.alternatives[:k]))
     return decisions, loaded.version
