@@ -23,7 +23,7 @@ from router.orm import utcnow
 from router.workorders import actions, queries
 from router.workorders import service as workorders
 from router.workorders.actions import ActionResult, Effect
-from router.workorders.models import WorkOrder
+from router.workorders.models import WorkOrder, WorkOrderEvent
 from router.workorders.workflow import DeadlineStatus, Role, State
 from service.api.deps import DbSession, Offset
 from service.api.security import CurrentActor, department_scope, require_roles
@@ -209,7 +209,7 @@ class WorkOrderRead(BaseModel):
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _read(order: WorkOrder, event: Any) -> ActionRead:
+def _read(order: WorkOrder, event: WorkOrderEvent) -> ActionRead:
     return ActionRead(
         number=order.number,
         state=order.state,
@@ -245,7 +245,12 @@ def _summary(order: WorkOrder, units: dict[str, str], now: datetime) -> dict[str
 
 
 def _audit(
-    db_session: Session, actor: Actor, order: WorkOrder, action: str, detail: dict[str, Any]
+    db_session: Session,
+    actor: Actor,
+    order: WorkOrder,
+    action: str,
+    detail: dict[str, Any],
+    at: datetime,
 ) -> None:
     audit.record(
         db_session=db_session,
@@ -254,18 +259,20 @@ def _audit(
         target_type="work_order",
         target_id=order.number,
         detail=detail,
-        at=utcnow(),
+        at=at,
     )
 
 
-def _carry_out(db_session: Session, order: WorkOrder, effects: frozenset[Effect]) -> None:
+def _carry_out(
+    db_session: Session, order: WorkOrder, effects: frozenset[Effect], now: datetime
+) -> None:
     """What an action asks the transport layer to do in the same transaction."""
     if Effect.DELIVER in effects:
         record_deliveries(db_session=db_session, work_order=order, settings=get_settings())
     if Effect.SCHEDULE_CALLBACKS in effects:
         # The satisfaction callbacks of this closure: the caller's and every merged caller's.
         callback_service.schedule_after_close(
-            db_session=db_session, work_order=order, settings=get_settings(), now=utcnow()
+            db_session=db_session, work_order=order, settings=get_settings(), now=now
         )
 
 
@@ -277,6 +284,7 @@ def _perform(
     **arguments: Any,
 ) -> ActionRead:
     """Load and lock the order, act, carry out the effects, audit what the actor did, answer."""
+    now = utcnow()
     order = queries.lock_by_number(
         db_session=db_session, number=number, department_code=department_scope(actor)
     )
@@ -285,13 +293,13 @@ def _perform(
         order=order,
         actor=actor.username,
         role=actor.role,
-        now=utcnow(),
+        now=now,
         **arguments,
     )
-    _carry_out(db_session, order, result.effects)
+    _carry_out(db_session, order, result.effects, now)
     event = result.event
     detail = {"from_state": event.from_state, "to_state": event.to_state, "reason": event.reason}
-    _audit(db_session, actor, order, event.action, detail | result.audit_detail)
+    _audit(db_session, actor, order, event.action, detail | result.audit_detail, now)
     return _read(order, event)
 
 
@@ -476,6 +484,7 @@ def _merge_read(db_session: Session, order: WorkOrder) -> MergeRead:
 @router.post("/work-orders/{number}/merge", response_model=MergeRead, responses=ERRORS)
 def merge(number: str, body: MergeCreate, db_session: DbSession, actor: AgentActor) -> MergeRead:
     """Merge this order into another (its master when that one is merged itself)."""
+    now = utcnow()
     order = queries.get_by_number_or_raise(db_session=db_session, number=number)
     into = queries.get_by_number_or_raise(db_session=db_session, number=body.into)
     db_session.refresh(order, with_for_update=True)
@@ -488,10 +497,10 @@ def merge(number: str, body: MergeCreate, db_session: DbSession, actor: AgentAct
         role=actor.role,
         score=score,
         note=body.reason,
-        now=utcnow(),
+        now=now,
     )
     detail = {"master": master.number, "score": score, "reason": body.reason}
-    _audit(db_session, actor, order, "merge", detail)
+    _audit(db_session, actor, order, "merge", detail, now)
     return _merge_read(db_session, order)
 
 
@@ -500,6 +509,7 @@ def unmerge(
     number: str, db_session: DbSession, actor: AgentActor, body: UnmergeCreate | None = None
 ) -> MergeRead:
     """Take this order out of its group; it goes back to where it was before the merge."""
+    now = utcnow()
     order = queries.lock_by_number(db_session=db_session, number=number)
     master_number = queries.number_of(db_session=db_session, work_order_id=order.master_id)
     reason = body.reason if body else ""
@@ -509,12 +519,12 @@ def unmerge(
         actor=actor.username,
         role=actor.role,
         note=reason,
-        now=utcnow(),
+        now=now,
     )
     if order.state == State.DISPATCHED:
-        _carry_out(db_session, order, frozenset({Effect.DELIVER}))
+        _carry_out(db_session, order, frozenset({Effect.DELIVER}), now)
     detail = {"master": master_number, "to_state": order.state, "reason": reason}
-    _audit(db_session, actor, order, "unmerge", detail)
+    _audit(db_session, actor, order, "unmerge", detail, now)
     return _merge_read(db_session, order)
 
 
