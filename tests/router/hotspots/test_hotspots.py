@@ -185,7 +185,6 @@ SCAN_CONFIG = HotspotConfig(baseline_buckets=7, min_count=5, min_distinct_caller
 
 
 def test_a_scan_stores_a_surge_once_and_updates_it_on_the_next_scan(scan_db: Any) -> None:
-
     with scan_db.session() as db_session:
         _orders(db_session, 1, hours_ago=24 * 4, street="A3-01")  # the usual level: quiet
         _orders(db_session, 8, hours_ago=5, street="A3-01")  # today: a surge
