@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from router.hotspots import service as hotspots
 from router.hotspots.models import HotspotRow
@@ -50,7 +51,7 @@ class HotspotList(BaseModel):
     items: list[HotspotRead]
 
 
-def _reads(db_session: DbSession, rows: list[HotspotRow]) -> list[HotspotRead]:
+def _reads(db_session: Session, rows: list[HotspotRow]) -> list[HotspotRead]:
     names = hotspots.names_of(db_session=db_session, rows=rows)
     return [
         HotspotRead(
