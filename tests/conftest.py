@@ -88,6 +88,9 @@ class _Templates:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.built: set[tuple[str, bool]] = set()
+        # Per run, so that two runs sharing one PostgreSQL server never drop each other's databases.
+        self.suffix = f"_{os.getpid()}"
+        self.created: dict[str, set[str]] = {}
 
     def sqlite(self, target: Path, *, seeded: bool) -> str:
         import shutil
@@ -105,8 +108,9 @@ class _Templates:
         from service.db import create_db_engine
 
         base = make_url(base_url)
-        template = f"{base.database}_template_{'seeded' if seeded else 'plain'}"
-        target = f"{base.database}_test"
+        template = f"{base.database}_template_{'seeded' if seeded else 'plain'}{self.suffix}"
+        target = f"{base.database}_test{self.suffix}"
+        self.created.setdefault(base_url, set()).update((template, target))
         admin = create_db_engine(base_url).execution_options(isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as connection:
@@ -138,10 +142,24 @@ class _Templates:
             finally:
                 database.engine.dispose()
 
+    def drop_all(self) -> None:
+        from service.db import create_db_engine
+
+        for base_url, names in self.created.items():
+            admin = create_db_engine(base_url).execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                with admin.connect() as connection:
+                    for name in sorted(names, key=lambda n: "_template_" in n):  # copies first
+                        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            finally:
+                admin.dispose()
+
 
 @pytest.fixture(scope="session")
-def _templates(tmp_path_factory: pytest.TempPathFactory) -> _Templates:
-    return _Templates(tmp_path_factory.mktemp("db-templates"))
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Templates]:
+    templates = _Templates(tmp_path_factory.mktemp("db-templates"))
+    yield templates
+    templates.drop_all()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
