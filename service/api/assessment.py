@@ -43,6 +43,15 @@ DRILL_LIMIT = 5000
 UNIT_NAMES = {UnitKind.DEPARTMENT: "承办单位", UnitKind.DISTRICT: "区县", UnitKind.STREET: "街道"}
 LEVEL_NAMES = {"red": "红牌", "yellow": "黄牌", "green": "", None: ""}
 TREND_NAMES = {"up": "↑", "down": "↓", "flat": "→", None: ""}
+WEIGHT_NAMES = {
+    "accept_on_time_rate": "签收及时率",
+    "closure_on_time_rate": "按时办结率",
+    "satisfaction_rate": "满意率",
+    "unjustified_return_rate": "退单率（不含合理退单）",
+    "extension_rate": "延期率",
+    "repeat_rate": "重复诉求率",
+    "escalation_rate": "督办率（督办次数/派单量）",
+}
 # (key, heading, kind) of the export's columns, in the order a 12345 centre's report lists them.
 EXPORT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("rank", "排名", "int"),
@@ -288,7 +297,7 @@ def workbook_bytes(card: assessment.Scorecard) -> bytes:
     notes.append(["黄牌线（综合得分低于）", card.policy["yellow_below"]])
     notes.append(["重复诉求认定（办结后天数）", card.policy["repeat_window_days"]])
     for name, weight in card.policy["weights"].items():
-        notes.append([f"权重：{name}", weight])
+        notes.append([f"权重：{WEIGHT_NAMES.get(name, name)}", weight])
     notes.column_dimensions["A"].width = 36
     buffer = io.BytesIO()
     book.save(buffer)
