@@ -150,12 +150,20 @@ def _returns(db_session: Session, period: Period, unit: UnitKind) -> Iterable[Fa
     returns = _events(db_session, period, unit, (Action.RETURN.value,))
     if not returns:
         return
-    order_ids = sorted({order_id for _, order_id, _, _, _ in returns})
+    returned = (
+        select(WorkOrderEvent.work_order_id)
+        .where(
+            WorkOrderEvent.action == Action.RETURN.value,
+            WorkOrderEvent.at >= period.since,
+            WorkOrderEvent.at < period.until,
+        )
+        .scalar_subquery()
+    )
     routings: dict[int, list[tuple[int, str | None]]] = defaultdict(list)
     for event_id, order_id, data in db_session.execute(
         select(WorkOrderEvent.id, WorkOrderEvent.work_order_id, WorkOrderEvent.data)
         .where(
-            WorkOrderEvent.work_order_id.in_(order_ids),
+            WorkOrderEvent.work_order_id.in_(returned),
             WorkOrderEvent.action.in_(ROUTING_ACTIONS),
         )
         .order_by(WorkOrderEvent.id)
