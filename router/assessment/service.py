@@ -281,19 +281,29 @@ def collect_facts(
     now: datetime,
     unit: UnitKind,
     policy: AssessmentPolicy,
+    figures: frozenset[Figure] | None = None,
 ) -> list[Fact]:
-    """Every fact of the period for a scorecard by `unit` (see the module docstring)."""
+    """Every fact of the period for a scorecard by `unit` (see the module docstring), or only
+    those of `figures`."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    return [
-        *_received(db_session, period, unit),
-        *_dispatches(db_session, period, unit),
-        *_dispatched(db_session, period, unit, now),
-        *_satisfaction(db_session, period, unit),
-        *_returns(db_session, period, unit),
-        *_repeats(db_session, period, unit, policy),
-        *_escalations(db_session, period, unit),
-    ]
+    wanted = frozenset(Figure) if figures is None else figures
+    facts: list[Fact] = []
+    if Figure.RECEIVED in wanted:
+        facts += _received(db_session, period, unit)
+    if Figure.DISPATCHES in wanted:
+        facts += _dispatches(db_session, period, unit)
+    if wanted & {Figure.ACCEPT, Figure.CLOSURE, Figure.EXTENSIONS}:
+        facts += (f for f in _dispatched(db_session, period, unit, now) if f.figure in wanted)
+    if Figure.SATISFACTION in wanted:
+        facts += _satisfaction(db_session, period, unit)
+    if Figure.RETURNS in wanted:
+        facts += _returns(db_session, period, unit)
+    if Figure.REPEATS in wanted:
+        facts += _repeats(db_session, period, unit, policy)
+    if Figure.ESCALATIONS in wanted:
+        facts += _escalations(db_session, period, unit)
+    return facts
 
 
 @dataclass
@@ -411,5 +421,12 @@ def drill_down(
 ) -> list[Fact]:
     """The facts behind one figure of one unit (`code` None: of the total row), in the order
     the figure counted them; each names the order and how it counted."""
-    facts = collect_facts(db_session=db_session, period=period, now=now, unit=unit, policy=policy)
-    return [fact for fact in facts if fact.figure is figure and (code is None or fact.unit == code)]
+    facts = collect_facts(
+        db_session=db_session,
+        period=period,
+        now=now,
+        unit=unit,
+        policy=policy,
+        figures=frozenset({figure}),
+    )
+    return [fact for fact in facts if code is None or fact.unit == code]
