@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from fixtures import DATA_DIR
-from router.assessment.scoring import DEFAULT_WEIGHTS, AssessmentPolicy
+from router.assessment.policy import DEFAULT_WEIGHTS, AssessmentPolicy
 from router.catalogue import set_default_directory
 from router.errors import AppError
 
