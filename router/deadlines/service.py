@@ -353,8 +353,8 @@ class DispatchedOrder:
         return on_time_status(self.replied_at, self.deadline_at, now)
 
 
-def _since(value: datetime | None, start: datetime) -> datetime | None:
-    return value if value is not None and value >= start else None
+def _since(value: datetime | None, start: datetime | None) -> datetime | None:
+    return value if value is not None and start is not None and value >= start else None
 
 
 def dispatched_orders(

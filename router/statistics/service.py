@@ -219,7 +219,10 @@ def period_callbacks(*, db_session: Session, period: Period) -> list[CallbackRes
         .where(_in_period(period), Callback.result.is_not(None))
         .order_by(Callback.id)
     )
-    return [CallbackResult(*row) for row in rows]
+    return [
+        CallbackResult(number, department, district, street, str(result))
+        for number, department, district, street, result in rows
+    ]
 
 
 def satisfaction_rate(results: Iterable[str]) -> float | None:
