@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from fixtures import DATA_DIR
+from router.assessment.policy import DEFAULT_WEIGHTS, AssessmentPolicy
 from router.catalogue import set_default_directory
 from router.errors import AppError
 
@@ -110,6 +111,13 @@ class Settings(BaseSettings):
     intake_rate_limit: int = Field(default=10, ge=1)
     intake_rate_window_seconds: float = Field(default=60.0, gt=0)
     intake_system_departments: str = "hotline"
+    # Department assessment (考核, router/assessment): weights of the scored rates as JSON, e.g.
+    # HOTLINE_ASSESSMENT_WEIGHTS='{"satisfaction_rate": 40, "closure_on_time_rate": 30}'
+    # (a rate left out weighs 0), the red/yellow list thresholds in points, the repeat window.
+    assessment_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    assessment_red_below: float = Field(default=80.0, ge=0, le=100)
+    assessment_yellow_below: float = Field(default=90.0, ge=0, le=100)
+    assessment_repeat_window_days: int = Field(default=30, ge=1, le=366)
 
     @field_validator("database_url")
     @classmethod
@@ -176,6 +184,23 @@ class Settings(BaseSettings):
                     "HOTLINE_CALLBACK_PROVIDER is 'gateway'"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _check_assessment(self) -> Settings:
+        try:
+            self.assessment_policy  # noqa: B018  (validates the weights and thresholds together)
+        except ValueError as exc:
+            raise ValueError(f"HOTLINE_ASSESSMENT_*: {exc}") from None
+        return self
+
+    @property
+    def assessment_policy(self) -> AssessmentPolicy:
+        return AssessmentPolicy(
+            weights=dict(self.assessment_weights),
+            red_below=self.assessment_red_below,
+            yellow_below=self.assessment_yellow_below,
+            repeat_window_days=self.assessment_repeat_window_days,
+        )
 
     @property
     def uses_rabbitmq(self) -> bool:

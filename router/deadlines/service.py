@@ -9,7 +9,8 @@ accepted and replied to in time.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -40,8 +41,13 @@ __all__ = [
     "WARNING_ACTION",
     "DeadlineHit",
     "DeadlineKind",
+    "DispatchedOrder",
+    "OnTime",
     "ScanResult",
+    "dispatched_orders",
     "on_time_figures",
+    "on_time_rate",
+    "on_time_status",
     "scan_deadlines",
 ]
 
@@ -297,21 +303,115 @@ def _rate(on_time: int, late: int) -> float | None:
     return None if on_time + late == 0 else round(on_time / (on_time + late), 4)
 
 
-def _tally(
-    pairs: list[tuple[datetime | None, datetime | None]], now: datetime
-) -> dict[str, int | float | None]:
-    """Count (done_at, deadline) pairs: on time, late (also when still open past the deadline)."""
-    counts = {"on_time": 0, "late": 0, "pending": 0, "without_deadline": 0}
-    for done_at, deadline in pairs:
-        if deadline is None:
-            counts["without_deadline"] += 1
-        elif done_at is not None:
-            counts["on_time" if done_at <= deadline else "late"] += 1
-        elif now > deadline:
-            counts["late"] += 1
-        else:
-            counts["pending"] += 1
-    return {**counts, "on_time_rate": _rate(counts["on_time"], counts["late"])}
+class OnTime(StrEnum):
+    """How one deadline of one order stands: the single definition behind every on-time rate."""
+
+    ON_TIME = "on_time"
+    LATE = "late"
+    PENDING = "pending"
+    WITHOUT_DEADLINE = "without_deadline"
+
+
+def on_time_status(done_at: datetime | None, deadline: datetime | None, now: datetime) -> OnTime:
+    """Done by the deadline (the deadline itself is in time), late (also when still open past
+    the deadline), pending (open, deadline ahead) or without a deadline."""
+    if deadline is None:
+        return OnTime.WITHOUT_DEADLINE
+    if done_at is not None:
+        return OnTime.ON_TIME if done_at <= deadline else OnTime.LATE
+    return OnTime.LATE if now > deadline else OnTime.PENDING
+
+
+def on_time_rate(statuses: Iterable[OnTime]) -> float | None:
+    """On time / (on time + late), None when there is nothing to rate."""
+    counts = Counter(statuses)
+    return _rate(counts[OnTime.ON_TIME], counts[OnTime.LATE])
+
+
+@dataclass(frozen=True)
+class DispatchedOrder:
+    """An order dispatched in a period with the two deadlines the on-time rates rate.
+
+    ``accepted_at`` and ``replied_at`` are the ones of the latest dispatch: an acceptance or a
+    reply from before it (the previous department's, or before a reopen) does not count.
+    """
+
+    number: str
+    department_code: str | None
+    district_code: str | None
+    street_code: str | None
+    accepted_at: datetime | None
+    accept_deadline_at: datetime | None
+    replied_at: datetime | None
+    deadline_at: datetime | None
+    extension_count: int
+
+    def accept_status(self, now: datetime) -> OnTime:
+        return on_time_status(self.accepted_at, self.accept_deadline_at, now)
+
+    def reply_status(self, now: datetime) -> OnTime:
+        return on_time_status(self.replied_at, self.deadline_at, now)
+
+
+def _since(value: datetime | None, start: datetime | None) -> datetime | None:
+    return value if value is not None and start is not None and value >= start else None
+
+
+def dispatched_orders(
+    *, db_session: Session, since: datetime, until: datetime
+) -> list[DispatchedOrder]:
+    """The orders whose latest dispatch (``dispatched_at``) is in ``[since, until)``."""
+    for value, name in ((since, "since"), (until, "until")):
+        _require_aware(value, name)
+    rows = db_session.execute(
+        select(
+            WorkOrder.number,
+            WorkOrder.department_code,
+            WorkOrder.district_code,
+            WorkOrder.street_code,
+            WorkOrder.dispatched_at,
+            WorkOrder.accepted_at,
+            WorkOrder.accept_deadline_at,
+            WorkOrder.replied_at,
+            WorkOrder.deadline_at,
+            WorkOrder.extension_count,
+        )
+        .where(WorkOrder.dispatched_at >= since, WorkOrder.dispatched_at < until)
+        .order_by(WorkOrder.id)
+    )
+    return [
+        DispatchedOrder(
+            number=number,
+            department_code=department,
+            district_code=district,
+            street_code=street,
+            accepted_at=_since(accepted, dispatched),
+            accept_deadline_at=accept_deadline,
+            replied_at=_since(replied, dispatched),
+            deadline_at=deadline,
+            extension_count=int(extensions or 0),
+        )
+        for (
+            number,
+            department,
+            district,
+            street,
+            dispatched,
+            accepted,
+            accept_deadline,
+            replied,
+            deadline,
+            extensions,
+        ) in rows
+    ]
+
+
+def _tally(statuses: list[OnTime]) -> dict[str, int | float | None]:
+    counts = Counter(statuses)
+    return {
+        **{status.value: counts[status] for status in OnTime},
+        "on_time_rate": on_time_rate(statuses),
+    }
 
 
 def on_time_figures(
@@ -319,27 +419,19 @@ def on_time_figures(
 ) -> dict[str, Any]:
     """On-time acceptance and reply figures of the orders dispatched in ``[since, until)``.
 
-    An order counts as accepted (replied) on time if ``accepted_at <= accept_deadline_at``
-    (``replied_at <= deadline_at``); one still waiting at ``now`` (default: the current time) is
-    late once its deadline has passed and ``pending`` before. Rates are on time / (on time +
-    late), None when there is nothing to rate.
+    Each order is rated by :func:`on_time_status` over :func:`dispatched_orders` (acceptance:
+    ``accepted_at`` against ``accept_deadline_at``; reply: ``replied_at`` against
+    ``deadline_at``); one still waiting at ``now`` (default: the current time) is late once its
+    deadline has passed and ``pending`` before. Rates are on time / (on time + late), None when
+    there is nothing to rate.
     """
-    for value, name in ((since, "since"), (until, "until")):
-        _require_aware(value, name)
     at = now or datetime.now(UTC)
     _require_aware(at, "now")
-    rows = db_session.execute(
-        select(
-            WorkOrder.accepted_at,
-            WorkOrder.accept_deadline_at,
-            WorkOrder.replied_at,
-            WorkOrder.deadline_at,
-        ).where(WorkOrder.dispatched_at >= since, WorkOrder.dispatched_at < until)
-    ).all()
+    orders = dispatched_orders(db_session=db_session, since=since, until=until)
     return {
         "since": _iso(since),
         "until": _iso(until),
-        "dispatched": len(rows),
-        "accept": _tally([(row[0], row[1]) for row in rows], at),
-        "reply": _tally([(row[2], row[3]) for row in rows], at),
+        "dispatched": len(orders),
+        "accept": _tally([order.accept_status(at) for order in orders]),
+        "reply": _tally([order.reply_status(at) for order in orders]),
     }

@@ -31,7 +31,8 @@ difference is how a UTC timestamp becomes a local date (:func:`_local_date`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -43,8 +44,6 @@ from sqlalchemy import (
     case,
     exists,
     func,
-    literal,
-    or_,
     select,
 )
 from sqlalchemy.orm import Session, aliased
@@ -52,7 +51,7 @@ from sqlalchemy.orm import Session, aliased
 from router.calendar import DEFAULT_CALENDAR
 from router.callbacks.models import Callback
 from router.catalogue.models import Category, Department
-from router.deadlines.service import on_time_figures
+from router.deadlines.service import OnTime, dispatched_orders, on_time_figures, on_time_rate
 from router.errors import InvalidInput
 from router.workorders.models import Appeal, WorkOrder, WorkOrderEvent
 from router.workorders.workflow import AT_DEPARTMENT, Action, CallbackOutcome, State
@@ -61,12 +60,15 @@ __all__ = [
     "DEFAULT_DAYS",
     "EXPORT_COLUMNS",
     "MAX_DAYS",
+    "CallbackResult",
     "Period",
     "PeriodStatistics",
     "default_period",
     "export_rows",
     "make_period",
+    "period_callbacks",
     "period_statistics",
+    "satisfaction_rate",
 ]
 
 DEFAULT_DAYS = 30
@@ -190,55 +192,66 @@ def _local_date(db_session: Session, column: Any, tz: tzinfo, at: datetime) -> A
     return func.date(column, f"{minutes:+d} minutes")
 
 
-def _satisfaction(
-    db_session: Session, period: Period, *, by_department: bool
-) -> dict[str | None, float | None]:
-    """Satisfaction rate overall (key None) or per current department of the order."""
-    key = WorkOrder.department_code if by_department else literal(None)
-    query = (
+@dataclass(frozen=True)
+class CallbackResult:
+    """One answered or unreachable callback of an order received in a period."""
+
+    number: str
+    department_code: str | None
+    district_code: str | None
+    street_code: str | None
+    result: str
+
+
+def period_callbacks(*, db_session: Session, period: Period) -> list[CallbackResult]:
+    """Every callback with a result of the period's orders (the satisfaction population)."""
+    rows = db_session.execute(
         select(
-            key,
-            _count_if(Callback.result.in_(_SATISFIED)),
-            _count_if(Callback.result.in_(_ANSWERED)),
+            WorkOrder.number,
+            WorkOrder.department_code,
+            WorkOrder.district_code,
+            WorkOrder.street_code,
+            Callback.result,
         )
         .select_from(Callback)
         .join(WorkOrder, Callback.work_order_id == WorkOrder.id)
         .join(Appeal, WorkOrder.appeal_id == Appeal.id)
-        .where(_in_period(period))
-        .group_by(key)
+        .where(_in_period(period), Callback.result.is_not(None))
+        .order_by(Callback.id)
     )
-    return {
-        code: _rate(int(yes), int(answered)) for code, yes, answered in db_session.execute(query)
-    }
+    return [
+        CallbackResult(number, department, district, street, str(result))
+        for number, department, district, street, result in rows
+    ]
+
+
+def satisfaction_rate(results: Iterable[str]) -> float | None:
+    """Satisfied + basically satisfied over answered callbacks (unreachable ones left out)."""
+    counts = Counter(results)
+    satisfied = sum(counts[value] for value in _SATISFIED)
+    return _rate(satisfied, sum(counts[value] for value in _ANSWERED))
+
+
+def _satisfaction(db_session: Session, period: Period) -> dict[str | None, float | None]:
+    """Satisfaction rate overall (key None) and per current department of the order."""
+    callbacks = period_callbacks(db_session=db_session, period=period)
+    by_department: dict[str | None, list[str]] = defaultdict(list)
+    for callback in callbacks:
+        by_department[callback.department_code].append(callback.result)
+    rates = {code: satisfaction_rate(results) for code, results in by_department.items()}
+    rates[None] = satisfaction_rate(callback.result for callback in callbacks)
+    return rates
 
 
 def _closure_on_time_by_department(
     db_session: Session, period: Period, now: datetime
 ) -> dict[str, float | None]:
-    """Per department, the reply rate of `on_time_figures`, computed in SQL."""
-    has_deadline = WorkOrder.deadline_at.is_not(None)
-    replied = WorkOrder.replied_at.is_not(None)
-    on_time = and_(has_deadline, replied, WorkOrder.replied_at <= WorkOrder.deadline_at)
-    late = and_(
-        has_deadline,
-        or_(
-            and_(replied, WorkOrder.replied_at > WorkOrder.deadline_at),
-            and_(~replied, WorkOrder.deadline_at < now),
-        ),
-    )
-    query = (
-        select(WorkOrder.department_code, _count_if(on_time), _count_if(late))
-        .where(
-            WorkOrder.dispatched_at >= period.since,
-            WorkOrder.dispatched_at < period.until,
-            WorkOrder.department_code.is_not(None),
-        )
-        .group_by(WorkOrder.department_code)
-    )
-    return {
-        str(code): _rate(int(good), int(good) + int(bad))
-        for code, good, bad in db_session.execute(query)
-    }
+    """Per department, the reply rate of `on_time_figures` (the same orders and rule)."""
+    statuses: dict[str, list[OnTime]] = defaultdict(list)
+    for order in dispatched_orders(db_session=db_session, since=period.since, until=period.until):
+        if order.department_code is not None:
+            statuses[order.department_code].append(order.reply_status(now))
+    return {code: on_time_rate(values) for code, values in statuses.items()}
 
 
 # -- the figures ----------------------------------------------------------------------------------
@@ -304,7 +317,7 @@ def _by_department(db_session: Session, period: Period, now: datetime) -> list[d
         .order_by(count.desc(), WorkOrder.department_code)
     ).all()
     on_time = _closure_on_time_by_department(db_session, period, now)
-    satisfaction = _satisfaction(db_session, period, by_department=True)
+    satisfaction = _satisfaction(db_session, period)
     return [
         {
             "code": code,
@@ -388,7 +401,7 @@ def period_statistics(
     on_time = on_time_figures(
         db_session=db_session, since=period.since, until=period.until, now=now
     )
-    satisfaction = _satisfaction(db_session, period, by_department=False)
+    satisfaction = _satisfaction(db_session, period)
     rates = {
         "on_time_dispatch_rate": on_time["accept"]["on_time_rate"],
         "on_time_closure_rate": on_time["reply"]["on_time_rate"],

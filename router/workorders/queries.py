@@ -30,6 +30,7 @@ __all__ = [
     "get_by_number_or_raise",
     "list_work_orders",
     "lock_by_number",
+    "national_number",
     "number_of",
     "phone_spellings",
     "review_queue",
@@ -157,14 +158,20 @@ def deadline_status_of(
     )
 
 
+def national_number(phone: str | None) -> str:
+    """A phone number as national digits: separators and a +86/0086 prefix dropped ('' if none)."""
+    digits = re.sub(r"[^0-9]", "", phone or "")
+    if len(digits) == 15 and digits.startswith("0086"):
+        return digits[4:]
+    if len(digits) == 13 and digits.startswith("86"):
+        return digits[2:]
+    return digits
+
+
 def phone_spellings(phone: str) -> list[str]:
     """The ways one number may have been stored: as typed, digits only, with +86, grouped."""
     digits = re.sub(r"[^0-9]", "", phone)
-    national = digits
-    if len(digits) == 15 and digits.startswith("0086"):
-        national = digits[4:]
-    elif len(digits) == 13 and digits.startswith("86"):
-        national = digits[2:]
+    national = national_number(phone)
     spellings = [phone.strip(), digits, national]
     if national:
         spellings += [f"+86{national}", f"+86 {national}", f"86{national}", f"0086{national}"]

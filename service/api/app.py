@@ -14,6 +14,7 @@ from service import intake
 from service.api import (
     admin,
     appeals,
+    assessment,
     auth,
     callbacks,
     callers,
@@ -75,6 +76,7 @@ def create_app() -> FastAPI:
     app.include_router(admin.router)
     app.include_router(workorders.router)
     for module in (
+        assessment,
         callbacks,
         notifications,
         phone,

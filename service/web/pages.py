@@ -1,4 +1,5 @@
-"""Page routes: sign-in, the agent console, the department inbox and the supervisor dashboard.
+"""Page routes: sign-in, the agent console, the department inbox, the supervisor dashboard and
+the department assessment.
 
 Pages are static HTML (service/web/templates) plus the bundled assets under /static; the scripts
 talk to the JSON API with the HttpOnly session cookie. A page answers a visitor without a valid
@@ -40,6 +41,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "console": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN}),
     "inbox": frozenset({Role.AGENT, Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN}),
     "dashboard": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "assessment": frozenset({Role.SUPERVISOR, Role.ADMIN}),
 }
 # Nothing from another origin: no CDN, no web font, no beacon. `data:` only for the inline icon.
 CONTENT_SECURITY_POLICY = (
@@ -131,3 +133,10 @@ def dashboard_page(
     request: Request, db_session: DbSession, session: SessionCookie = None
 ) -> Response:
     return _page(request, db_session, session, "dashboard")
+
+
+@router.get("/assessment", include_in_schema=False)
+def assessment_page(
+    request: Request, db_session: DbSession, session: SessionCookie = None
+) -> Response:
+    return _page(request, db_session, session, "assessment")

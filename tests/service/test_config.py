@@ -29,6 +29,8 @@ def test_amqp_broker_url_selects_rabbitmq(
         ("HOTLINE_DATABASE_URL", "mysql://x@localhost/db", "must be sqlite or postgresql"),
         ("HOTLINE_BROKER_URL", "redis://localhost", "HOTLINE_BROKER_URL scheme 'redis'"),
         ("HOTLINE_PORT", "99999", "HOTLINE_PORT"),
+        ("HOTLINE_ASSESSMENT_WEIGHTS", '{"speed": 1}', "unknown assessment weight(s) speed"),
+        ("HOTLINE_ASSESSMENT_RED_BELOW", "95", "red_below <= yellow_below"),
     ],
 )
 def test_bad_settings_raise_one_clear_message(

@@ -13,7 +13,7 @@ from service.web.pages import STATIC_DIR, TEMPLATE_DIR
 
 Login = Callable[[str], dict[str, str]]
 PASSWORD = os.environ["HOTLINE_DEMO_PASSWORD"]  # set by tests/conftest.py
-PAGES = ["/console", "/inbox", "/dashboard"]
+PAGES = ["/console", "/inbox", "/dashboard", "/assessment"]
 # Who is sent where does not depend on the database: SQLite only (the reference data runs on both).
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 EXTERNAL = re.compile(r"""(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}""", re.IGNORECASE)
@@ -57,9 +57,11 @@ def test_an_expired_or_forged_session_is_sent_to_login_not_an_error(
     ("username", "home", "refused"),
     [
         ("agent", "/console", "/dashboard"),
+        ("agent", "/console", "/assessment"),
         ("supervisor", "/dashboard", None),
         ("admin", "/dashboard", None),
         ("dept_housing", "/inbox", "/console"),
+        ("dept_housing", "/inbox", "/assessment"),
     ],
 )
 def test_each_role_lands_on_its_page_and_is_kept_out_of_others(
@@ -102,7 +104,7 @@ def test_session_cookie_is_http_only_and_same_site(browser_client: TestClient) -
 @SQLITE_ONLY
 def test_every_asset_a_page_names_is_bundled_and_served(browser_client: TestClient) -> None:
     names = sorted(TEMPLATE_DIR.glob("*.html"))
-    assert {p.stem for p in names} == {"login", "console", "inbox", "dashboard"}
+    assert {p.stem for p in names} == {"login", "console", "inbox", "dashboard", "assessment"}
     for template in names:
         html = template.read_text(encoding="utf-8")
         # What the browser loads by itself: scripts, stylesheets, icons (links are navigation).

@@ -19,6 +19,7 @@ const HL = (() => {
   const DEADLINES = { normal: "正常", warning: "临期", overdue: "超期" };
   const NAV = [
     { href: "/dashboard", label: "监督大屏", roles: ["supervisor", "admin"] },
+    { href: "/assessment", label: "考核排名", roles: ["supervisor", "admin"] },
     { href: "/console", label: "坐席工作台", roles: ["agent", "supervisor", "admin"] },
     { href: "/inbox", label: "工单列表", roles: ["agent", "supervisor", "admin"] },
     { href: "/inbox", label: "部门工单", roles: ["department"] },

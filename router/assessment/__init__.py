@@ -1,0 +1,1 @@
+"""Department assessment (考核): scorecards per department, district or street."""
