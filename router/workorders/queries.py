@@ -28,7 +28,6 @@ __all__ = [
     "deadline_units",
     "get_by_number",
     "get_by_number_or_raise",
-    "get_readable_or_raise",
     "list_work_orders",
     "lock_by_number",
     "number_of",
@@ -61,22 +60,6 @@ def get_by_number_or_raise(
     order = get_by_number(db_session=db_session, number=number, department_code=department_code)
     if order is None:
         # The same answer whether the order does not exist or belongs to another department.
-        raise NotFound(f"work order {number} not found")
-    return order
-
-
-def get_readable_or_raise(
-    *, db_session: Session, number: str, department_code: str | None = None
-) -> WorkOrder:
-    """`get_by_number_or_raise` for reading one order: with `department_code`, the order must be
-    that department's or list it among its assisting departments (协办), which follow the order
-    without acting on it."""
-    order = get_by_number(db_session=db_session, number=number)
-    if order is not None and department_code is not None:
-        involved = {order.department_code, *(order.assisting_department_codes or [])}
-        if department_code not in involved:
-            order = None
-    if order is None:
         raise NotFound(f"work order {number} not found")
     return order
 

@@ -211,8 +211,7 @@ class WorkOrderRead(BaseModel):
     suggestion: dict[str, Any]
     appeal: AppealDetailRead
     allowed_actions: list[str]
-    """What the signed-in user may do to the order in its state (the workflow's rules); empty
-    for an assisting department, which follows the order without acting on it."""
+    """What the signed-in user may do to the order in its state (the workflow's rules)."""
     events: list[EventRead]
     master_number: str | None = None
     """The order this one is merged into (state ``merged``)."""
@@ -291,8 +290,8 @@ def _appeal_view(
     """The appeal as this actor may see it; every unmasked view is audited.
 
     The masking policy's HANDLING purpose decides (service.auth.masking); a department sees the
-    personal data only of the orders it leads: an assisting department follows the order but
-    does not call the citizen back.
+    personal data only of the order it leads (checked here too, not only by the 404 of
+    `department_scope`, so that widening that scope to assisting departments keeps them masked).
     """
     appeal = order.appeal
     whole = can_see_personal_data(actor.role, Purpose.HANDLING) and (
@@ -301,7 +300,16 @@ def _appeal_view(
     if whole:
         fields = ["text", "caller_name", "caller_phone", "address"]
         shown = [name for name in fields if getattr(appeal, name)]
-        _audit(db_session, actor, order, "view_personal_data", {"fields": shown}, now)
+        # Its own family, not `work_order.*` (the lifecycle actions an order went through).
+        audit.record(
+            db_session=db_session,
+            actor=actor,
+            action="personal_data.view",
+            target_type="work_order",
+            target_id=order.number,
+            detail={"fields": shown},
+            at=now,
+        )
         return AppealDetailRead(
             title=appeal.title,
             text=appeal.text,
@@ -448,12 +456,13 @@ def review_queue(
 
 @router.get("/work-orders/{number}", response_model=WorkOrderRead, responses={404: {}})
 def get_work_order(number: str, db_session: DbSession, actor: CurrentActor) -> WorkOrderRead:
-    """One order with its appeal and event log. The lead department, and the centre, see the
-    citizen's words, name, phone and address (each such view is audited); an assisting
-    department sees them masked; any other department gets the 404 of a missing number."""
+    """One order with its appeal and event log. The department it is dispatched to (the lead),
+    and the centre, see the citizen's words, name, phone and address (each such view is
+    audited); any other department, assisting ones included, gets the 404 of a missing number
+    (assisting departments learn of the order from its delivery message)."""
     now = utcnow()
     scope = department_scope(actor)
-    order = queries.get_readable_or_raise(
+    order = queries.get_by_number_or_raise(
         db_session=db_session, number=number, department_code=scope
     )
     appeal = _appeal_view(db_session, actor, order, now)

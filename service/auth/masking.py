@@ -24,9 +24,9 @@ Policy (`can_see_personal_data`), by purpose of the access:
 
 Agents and supervisors handle the appeal and call the citizen; a department must call the
 citizen back, and can only ever open its own orders (`department_scope`: another department's
-order is a 404). An assisting department (协办) may open an order it assists, masked: only the
-lead department calls the citizen back (`service.api.workorders` checks which one it is and
-audits every unmasked view as `work_order.view_personal_data`). Nobody needs a phone number
+order is a 404, an order it only assists (协办) too). Only the lead department calls the
+citizen back: `service.api.workorders` checks that the department is the order's lead and
+audits every unmasked view as `personal_data.view`. Nobody needs a phone number
 in a list: open the order. Exports leave the system, so they are masked unless an admin makes
 them (e.g. for a request from the citizen or an authority); the lead records such exports in
 the audit log.
