@@ -1,6 +1,7 @@
 """The pages' layout, measured in the DOM at the call centre's 1366×768 and at 1920×1080, with a
 realistic inbox (48 generated appeals, orders of the departments with the longest names, accepted,
-overdue and escalated ones) for the agent, the department and the supervisor.
+overdue and escalated ones) for the agent, the department (with six orders, and with one) and
+the supervisor.
 
 What is measured, on every table of the page:
 
@@ -148,7 +149,7 @@ def seed(base_url: str) -> dict[str, Any]:
             assert dispatched.status_code == 200, dispatched.text
         numbers.append(number)
     departments = supervisor.get("/api/v1/reference/departments").json()["items"]
-    longest = sorted(departments, key=lambda d: (-len(d["name"]), d["code"]))[:3]
+    longest = sorted(departments, key=lambda d: (-len(d["name"]), d["code"]))[:4]
     for i, number in enumerate(numbers[:12]):
         target = longest[0 if i < 6 else 1 + i % 2]["code"]
         order = supervisor.get(f"/api/v1/work-orders/{number}").json()
@@ -158,6 +159,13 @@ def seed(base_url: str) -> dict[str, Any]:
                 json={"department_code": target, "reason": "按职责调整承办单位"},
             )
             assert moved.status_code == 200, moved.text
+    # The fourth gets one order only: a one-row table is where the department view used to
+    # scroll sideways and hide the deadline badge.
+    single = supervisor.post(
+        f"/api/v1/work-orders/{numbers[12]}/reassign",
+        json={"department_code": longest[3]["code"], "reason": "按职责调整承办单位"},
+    )
+    assert single.status_code == 200, single.text
     lead = longest[0]
     department = httpx.Client(
         base_url=base_url, headers=token(base_url, f"dept_{lead['code'].lower()}"), timeout=30
@@ -177,6 +185,7 @@ def seed(base_url: str) -> dict[str, Any]:
     return {
         "numbers": numbers,
         "department": lead,
+        "single": longest[3],
         "accepted": accepted,
         "accepted_text": next(iter(generate_appeals(ORDERS, seed=1366)))["text"],
     }
@@ -215,9 +224,9 @@ def assert_words_fit(driver: WebDriver, selector: str, at_least: int = 1) -> Non
     assert found["problems"] == [], f"{selector}: cells narrower than a word: {found['problems']}"
 
 
-def assert_inbox_layout(driver: WebDriver, key_columns: list[str]) -> None:
-    wait(driver).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#orders tbody tr")) >= 5)
-    assert_words_fit(driver, "#orders th, #orders td", at_least=5 * len(key_columns))
+def assert_inbox_layout(driver: WebDriver, key_columns: list[str], rows: int = 5) -> None:
+    wait(driver).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#orders tbody tr")) >= rows)
+    assert_words_fit(driver, "#orders th, #orders td", at_least=(rows + 1) * len(key_columns))
     sideways = driver.execute_script(SIDEWAYS)
     width, visible = sideways["document"]
     assert width <= visible, f"the page scrolls sideways: {width} > {visible}"
@@ -296,6 +305,12 @@ def test_inbox_fits_the_screen_for_agent_department_and_supervisor(
     assert actions == ["return", "request_extension", "reply"]
     assert_inbox_layout(driver, ["工单号", "办理时限", "时限状态"])
     browser.screenshot(f"inbox-department-{size}")
+
+    # A department with a single order.
+    sign_in(f"dept_{inbox_data['single']['code'].lower()}")
+    assert_inbox_layout(driver, ["工单号", "办理时限", "时限状态"], rows=1)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#orders tbody tr")) == 1
+    browser.screenshot(f"inbox-department-one-order-{size}")
     assert browser.external_requests() == []
 
 
