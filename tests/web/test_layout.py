@@ -332,6 +332,8 @@ def test_console_and_dashboard_fit_the_screen(
     chosen = driver.find_element(By.ID, "chosen-department")
     assert suggested.get_attribute("data-code") == chosen.get_attribute("data-code")
     assert suggested.text == chosen.text
+    for extra in driver.find_elements(By.ID, "suggested-assisting"):
+        assert suggested.text not in extra.text, "the lead is not also listed as assisting"
     driver.find_element(By.ID, "caller-phone").send_keys(REPEAT_CALLER)
     wait(driver).until(
         lambda d: len(d.find_elements(By.CSS_SELECTOR, "#caller-inline tbody tr")) >= 2

@@ -52,6 +52,11 @@
     if (tree) tree.select(chosen.code);
   }
 
+  // The category's assisting departments, less the lead (routing may pick one of them as lead).
+  function assisting(s) {
+    return (s.assisting_department_codes || []).filter((c) => c !== s.department_code);
+  }
+
   function renderSuggestion(s) {
     const low = !s.auto_dispatch;
     const terms = (s.terms || []).slice(0, 12);
@@ -62,9 +67,9 @@
       el("div", { class: "dept" }, "承办单位：",
         el("strong", { id: "suggested-department", "data-code": s.department_code || "" },
           HL.deptName(ref, s.department_code)),
-        s.assisting_department_codes && s.assisting_department_codes.length
-          ? el("span", { class: "muted small" }, "　协办：" +
-            s.assisting_department_codes.map((c) => HL.deptName(ref, c)).join("、"))
+        assisting(s).length
+          ? el("span", { class: "muted small", id: "suggested-assisting" }, "　协办：" +
+            assisting(s).map((c) => HL.deptName(ref, c)).join("、"))
           : ""),
       el("div", { class: "confidence" }, "置信度",
         el("div", { class: low ? "bar low" : "bar" }, barSpan(s.confidence)),
