@@ -24,11 +24,11 @@ from router.workorders import actions, queries
 from router.workorders import service as workorders
 from router.workorders.actions import ActionResult, Effect
 from router.workorders.models import WorkOrder, WorkOrderEvent
-from router.workorders.workflow import DeadlineStatus, Role, State
+from router.workorders.workflow import DeadlineStatus, Role, State, allowed_actions
 from service.api.deps import DbSession, Offset
 from service.api.security import CurrentActor, department_scope, require_roles
 from service.auth import audit
-from service.auth.masking import mask_phone, mask_text
+from service.auth.masking import Purpose, can_see_personal_data, mask_name, mask_phone, mask_text
 from service.auth.security import Actor
 from service.callbacks import service as callback_service
 from service.config import get_settings
@@ -36,7 +36,9 @@ from service.dispatching import record_deliveries
 
 router = APIRouter(prefix="/api/v1", tags=["work-orders"])
 
-EXCERPT_LENGTH = 80
+EXCERPT_LENGTH = 120
+# Where an excerpt may end: after a clause or sentence, or at a space.
+_CLAUSE_END = frozenset("，。；！？、：,.;!?:) ）》」\n")
 AgentActor = Annotated[Actor, Depends(require_roles(Role.AGENT, Role.SUPERVISOR))]
 CentreActor = Annotated[Actor, Depends(require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN))]
 DepartmentActor = Annotated[Actor, Depends(require_roles(Role.DEPARTMENT))]
@@ -170,6 +172,18 @@ class MergeRead(BaseModel):
     """The orders merged into this order's master (every caller is called back)."""
 
 
+class AppealDetailRead(BaseModel):
+    """What the citizen said and how to reach them; personal data masked unless
+    ``personal_data_masked`` is false (the lead department, and the centre, see it whole)."""
+
+    title: str
+    text: str
+    caller_name: str | None
+    caller_phone: str | None
+    address: str | None
+    personal_data_masked: bool
+
+
 class EventRead(BaseModel):
     at: datetime
     actor: str
@@ -195,6 +209,9 @@ class WorkOrderRead(BaseModel):
     accept_deadline: datetime | None
     deadline: datetime | None
     suggestion: dict[str, Any]
+    appeal: AppealDetailRead
+    allowed_actions: list[str]
+    """What the signed-in user may do to the order in its state (the workflow's rules)."""
     events: list[EventRead]
     master_number: str | None = None
     """The order this one is merged into (state ``merged``)."""
@@ -239,9 +256,89 @@ def _summary(order: WorkOrder, units: dict[str, str], now: datetime) -> dict[str
         "created_at": order.created_at,
         # Lists are masked for everybody (service.auth.masking, purpose LIST).
         "title": mask_text(appeal.title) or "",
-        "excerpt": mask_text(appeal.text[:EXCERPT_LENGTH]) or "",
+        "excerpt": excerpt(mask_text(appeal.text) or ""),
         "caller_phone": mask_phone(appeal.caller_phone),
     }
+
+
+def excerpt(text: str, limit: int = EXCERPT_LENGTH) -> str:
+    """The start of an (already masked) text for a list: whole when short, else cut after the
+    last clause that fits, with an ellipsis; never inside a word of letters or digits (a masked
+    number stays whole)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    clause = max((i for i, char in enumerate(head) if char in _CLAUSE_END), default=-1)
+    if clause >= limit // 2:
+        return head[: clause + 1].rstrip() + "…"
+    cut = limit
+    while cut > 0 and _in_word(text[cut - 1]) and _in_word(text[cut]):
+        cut -= 1
+    if cut == 0:  # one long run of letters or digits: nothing better than the limit
+        cut = limit
+    return head[:cut].rstrip() + "…"
+
+
+def _in_word(char: str) -> bool:
+    return char.isascii() and (char.isalnum() or char in "*-_@.+")
+
+
+def _appeal_view(
+    db_session: Session, actor: Actor, order: WorkOrder, now: datetime
+) -> AppealDetailRead:
+    """The appeal as this actor may see it; every unmasked view is audited.
+
+    The masking policy's HANDLING purpose decides (service.auth.masking); a department sees the
+    personal data only of the order it leads (checked here too, not only by the 404 of
+    `department_scope`, so that widening that scope to assisting departments keeps them masked).
+    """
+    appeal = order.appeal
+    whole = can_see_personal_data(actor.role, Purpose.HANDLING) and (
+        actor.role != Role.DEPARTMENT or order.department_code == actor.department_code
+    )
+    if whole:
+        fields = ["text", "caller_name", "caller_phone", "address"]
+        shown = [name for name in fields if getattr(appeal, name)]
+        # Its own family, not `work_order.*` (the lifecycle actions an order went through).
+        audit.record(
+            db_session=db_session,
+            actor=actor,
+            action="personal_data.view",
+            target_type="work_order",
+            target_id=order.number,
+            detail={"fields": shown},
+            at=now,
+        )
+        return AppealDetailRead(
+            title=appeal.title,
+            text=appeal.text,
+            caller_name=appeal.caller_name,
+            caller_phone=appeal.caller_phone,
+            address=appeal.address,
+            personal_data_masked=False,
+        )
+    return AppealDetailRead(
+        title=mask_text(appeal.title) or "",
+        text=mask_text(appeal.text) or "",
+        caller_name=mask_name(appeal.caller_name),
+        caller_phone=mask_phone(appeal.caller_phone),
+        address=appeal.address,  # the policy leaves addresses unmasked: they locate the problem
+        personal_data_masked=True,
+    )
+
+
+def _masked_data(data: dict[str, Any]) -> dict[str, Any]:
+    """An event's details with personal data in its texts (a reply, a note) masked."""
+    return {key: mask_text(v) if isinstance(v, str) else v for key, v in data.items()}
+
+
+def _actions_for(actor: Actor, order: WorkOrder) -> list[str]:
+    if actor.role == Role.DEPARTMENT and order.department_code != actor.department_code:
+        return []
+    if actor.role not in {role.value for role in Role}:
+        return []
+    return [action.value for action in allowed_actions(order.state, actor.role)]
 
 
 def _audit(
@@ -359,10 +456,16 @@ def review_queue(
 
 @router.get("/work-orders/{number}", response_model=WorkOrderRead, responses={404: {}})
 def get_work_order(number: str, db_session: DbSession, actor: CurrentActor) -> WorkOrderRead:
+    """One order with its appeal and event log. The department it is dispatched to (the lead),
+    and the centre, see the citizen's words, name, phone and address (each such view is
+    audited); any other department, assisting ones included, gets the 404 of a missing number
+    (assisting departments learn of the order from its delivery message)."""
+    now = utcnow()
     scope = department_scope(actor)
     order = queries.get_by_number_or_raise(
         db_session=db_session, number=number, department_code=scope
     )
+    appeal = _appeal_view(db_session, actor, order, now)
     return WorkOrderRead(
         number=order.number,
         state=order.state,
@@ -377,6 +480,8 @@ def get_work_order(number: str, db_session: DbSession, actor: CurrentActor) -> W
         accept_deadline=order.accept_deadline_at,
         deadline=order.deadline_at,
         suggestion=order.suggestion or {},
+        appeal=appeal,
+        allowed_actions=_actions_for(actor, order),
         # Merges and duplicate suggestions are the centre's business, not the department's.
         **(merges.duplicate_info(db_session=db_session, work_order=order) if scope is None else {}),
         events=[
@@ -387,8 +492,8 @@ def get_work_order(number: str, db_session: DbSession, actor: CurrentActor) -> W
                 action=e.action,
                 from_state=e.from_state,
                 to_state=e.to_state,
-                reason=e.reason,
-                data=e.data or {},
+                reason=(mask_text(e.reason) or "") if appeal.personal_data_masked else e.reason,
+                data=_masked_data(e.data or {}) if appeal.personal_data_masked else (e.data or {}),
             )
             for e in workorders.events(db_session=db_session, work_order=order)
         ],

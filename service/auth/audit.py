@@ -1,8 +1,10 @@
 """The audit log: one append-only row per action, with the actor; and its search.
 
 Action names are dotted, `<object>.<verb>`: `auth.login`, `auth.login_failed`, `auth.logout`,
-`user.create`, `user.update`, `api_key.create`, `api_key.revoke`, and the work-order actions the
-API records (e.g. `work_order.dispatch`). Functions only flush; the caller's unit of work commits.
+`user.create`, `user.update`, `api_key.create`, `api_key.revoke`, the work-order actions the
+API records (e.g. `work_order.dispatch`), and `personal_data.view` (a work order opened with the
+citizen's name, phone and address unmasked). Functions only flush; the caller's unit of work
+commits.
 """
 
 from __future__ import annotations

@@ -18,15 +18,18 @@ Policy (`can_see_personal_data`), by purpose of the access:
     role         HANDLING (one order opened)   LIST (lists, search)   EXPORT (files)
     agent        unmasked                      masked                 masked
     supervisor   unmasked                      masked                 masked
-    department   unmasked (own orders only)    masked                 masked
+    department   unmasked (orders it leads)    masked                 masked
     admin        unmasked                      masked                 unmasked
     others       masked                        masked                 masked
 
 Agents and supervisors handle the appeal and call the citizen; a department must call the
 citizen back, and can only ever open its own orders (`department_scope`: another department's
-order is a 404), so HANDLING needs no second check. Nobody needs a phone number in a list: open
-the order. Exports leave the system, so they are masked unless an admin makes them (e.g. for a
-request from the citizen or an authority); the lead records such exports in the audit log.
+order is a 404, an order it only assists (协办) too). Only the lead department calls the
+citizen back: `service.api.workorders` checks that the department is the order's lead and
+audits every unmasked view as `personal_data.view`. Nobody needs a phone number
+in a list: open the order. Exports leave the system, so they are masked unless an admin makes
+them (e.g. for a request from the citizen or an authority); the lead records such exports in
+the audit log.
 """
 
 from __future__ import annotations

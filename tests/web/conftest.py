@@ -25,6 +25,7 @@ CHROMIUM = Path(os.environ.get("HOTLINE_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("HOTLINE_CHROMEDRIVER", "/usr/bin/chromedriver"))
 REQUIRE_SERVICES = os.environ.get("HOTLINE_REQUIRE_SERVICES") == "1"
 WINDOW = (1366, 768)
+"""The usual call-centre monitor; tests/web/test_layout.py also uses 1920×1080."""
 
 
 DEMO_PASSWORD = os.environ.get("HOTLINE_DEMO_PASSWORD", "test-demo-password")
@@ -80,7 +81,8 @@ def live_server(plain_http: str) -> Iterator[str]:
 
 @dataclass
 class Browser:
-    """A headless Chromium at 1366×768 that remembers every URL any page requested."""
+    """A headless Chromium (1366×768 unless `window_size` says otherwise) that remembers every
+    URL any page requested."""
 
     driver: Any
     base_url: str
@@ -127,7 +129,15 @@ def _need_chromium() -> None:
 
 
 @pytest.fixture
-def browser(live_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
+def window_size() -> tuple[int, int]:
+    """The viewport of `browser`; a module overrides this fixture to test other sizes."""
+    return WINDOW
+
+
+@pytest.fixture
+def browser(
+    live_server: str, monkeypatch: pytest.MonkeyPatch, window_size: tuple[int, int]
+) -> Iterator[Browser]:
     _need_chromium()
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never fetch anything
     from selenium import webdriver
@@ -140,7 +150,7 @@ def browser(live_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Brows
         "--no-sandbox",  # tests run as root in CI
         "--disable-dev-shm-usage",
         "--disable-gpu",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        f"--window-size={window_size[0]},{window_size[1]}",
         "--lang=zh-CN",
         "--no-first-run",
         "--no-default-browser-check",
@@ -153,10 +163,11 @@ def browser(live_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Brows
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     driver.set_page_load_timeout(30)
-    # The viewport itself at 1366×768 (the window size would include the browser's frame).
+    # The viewport itself at that size (the window size would include the browser's frame).
+    width, height = window_size
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
-        {"width": WINDOW[0], "height": WINDOW[1], "deviceScaleFactor": 1, "mobile": False},
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
     )
     try:
         yield Browser(driver=driver, base_url=live_server)

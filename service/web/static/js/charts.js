@@ -1,4 +1,4 @@
-/* Small hand-written SVG charts (no chart library): lines, horizontal bars, a sparkline. */
+/* Small hand-written charts (no chart library): SVG lines and sparkline, HTML horizontal bars. */
 "use strict";
 
 const Charts = (() => {
@@ -73,26 +73,20 @@ const Charts = (() => {
     }));
   }
 
-  /** Horizontal bars: items [{label, value, note}], longest label cut to fit. */
+  /** Horizontal bars: items [{label, value}]. HTML rather than SVG so that a long label wraps
+   * between its words instead of being cut. */
   function bars(items, options) {
-    const opts = Object.assign({ width: 420, row: 24, labelWidth: 170, color: COLORS[0], format: String }, options);
-    const height = items.length * opts.row + 6;
+    const opts = Object.assign({ color: COLORS[0], format: String }, options);
     const max = Math.max(1, ...items.map((i) => i.value));
-    const barSpace = opts.width - opts.labelWidth - 60;
-    const parts = [];
-    items.forEach((item, i) => {
-      const y = i * opts.row + 4;
-      const label = item.label.length > 14 ? "…" + item.label.slice(-13) : item.label;
-      parts.push(el("text", { x: opts.labelWidth - 6, y: y + opts.row / 2 + 3, "text-anchor": "end" },
-        label, el("title", {}, item.label)));
-      parts.push(el("rect", {
-        x: opts.labelWidth, y: y + 3, height: opts.row - 8, rx: 2,
-        width: Math.max(1, (item.value / max) * barSpace), fill: item.color || opts.color,
-      }, el("title", {}, `${item.label}：${opts.format(item.value)}`)));
-      parts.push(el("text", { x: opts.labelWidth + (item.value / max) * barSpace + 4, y: y + opts.row / 2 + 3 },
-        opts.format(item.value)));
-    });
-    return el("div", { class: "chart" }, svg(opts.width, height, parts));
+    return el("div", { class: "hbars" }, items.map((item) => {
+      const fill = el("span");
+      fill.style.width = `${Math.max(0.5, (item.value / max) * 100)}%`;
+      fill.style.background = item.color || opts.color;
+      return el("div", { class: "hbar", title: `${item.label}：${opts.format(item.value)}` },
+        HL.words(item.label, { class: "hbar-label", title: item.label }),
+        el("span", { class: "hbar-track" }, fill),
+        el("span", { class: "hbar-value" }, opts.format(item.value)));
+    }));
   }
 
   /** A tiny trend line for tables. */

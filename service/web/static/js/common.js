@@ -129,6 +129,28 @@ const HL = (() => {
     toastTimer = setTimeout(() => node.classList.add("hidden"), 5000);
   }
 
+  // Chinese has no spaces: a browser may break a line between any two characters, so a narrow
+  // column stacks a department's name one character a line. `words()` marks the places between
+  // words (ICU's dictionary segmentation) with <wbr>, and `.words` (word-break: keep-all) forbids
+  // breaks anywhere else: a name wraps between its words or not at all.
+  const SEGMENTER = typeof Intl.Segmenter === "function"
+    ? new Intl.Segmenter("zh-CN", { granularity: "word" }) : null;
+  function words(text, attrs) {
+    const value = text === null || text === undefined ? "" : String(text);
+    const parts = [];
+    if (SEGMENTER) {
+      for (const { segment } of SEGMENTER.segment(value)) {
+        if (parts.length) parts.push(el("wbr"));
+        parts.push(segment);
+      }
+    } else {
+      parts.push(value);
+    }
+    const node = el("span", attrs || {}, parts);
+    node.classList.add("words");
+    return node;
+  }
+
   function empty(text) { return el("div", { class: "empty" }, text); }
   function errorBox(text) { return el("div", { class: "error-box", role: "alert" }, text); }
   function stateBadge(state) { return el("span", { class: "state", "data-state": state }, STATES[state] || state); }
@@ -170,6 +192,12 @@ const HL = (() => {
     return cat ? cat.path : fallback || code;
   }
 
+  /** The last level of a category path ("城乡建设/市政设施/路灯" → "路灯"). */
+  function categoryLeaf(ref, code, fallback) {
+    const path = categoryPath(ref, code, fallback);
+    return path.split("/").pop();
+  }
+
   /** Header with the role's navigation; resolves to the signed-in user (or redirects to /login). */
   async function start(active) {
     const me = await api("GET", "/api/v1/auth/me");
@@ -198,6 +226,7 @@ const HL = (() => {
 
   return {
     STATES, ROLES, CHANNELS, ACTIONS, DEADLINES, el, $, clear, api, debounce, fmtTime, pct, toast,
-    empty, errorBox, stateBadge, deadlineBadge, reference, deptName, categoryPath, start,
+    empty, errorBox, stateBadge, deadlineBadge, reference, deptName, categoryPath, categoryLeaf,
+    start, words,
   };
 })();

@@ -35,15 +35,26 @@
       node.textContent = "尚未选择（提交时由系统按建议处理）";
       return;
     }
-    const dept = ref.category.get(chosen.code);
+    // The department the order will go to: the routed one (jurisdiction included, as in the
+    // suggestion above) for the suggested category, else the chosen category's lead department.
+    const category = ref.category.get(chosen.code);
+    const department = suggestion && suggestion.category_code === chosen.code
+      ? suggestion.department_code
+      : category && category.lead_department_code;
     node.replaceChildren(
       el("strong", { id: "chosen-code", "data-code": chosen.code }, chosen.path),
-      dept && dept.lead_department_code ? ` → ${HL.deptName(ref, dept.lead_department_code)}` : "",
+      department ? " → " : "",
+      department ? el("span", { id: "chosen-department", "data-code": department }, HL.deptName(ref, department)) : "",
       el("span", { class: "muted small" },
         confirmed
           ? (suggestion && suggestion.category_code === chosen.code ? "（坐席已采纳建议）" : "（坐席改选）")
           : "（系统建议，未确认）"));
     if (tree) tree.select(chosen.code);
+  }
+
+  // The category's assisting departments, less the lead (routing may pick one of them as lead).
+  function assisting(s) {
+    return (s.assisting_department_codes || []).filter((c) => c !== s.department_code);
   }
 
   function renderSuggestion(s) {
@@ -56,9 +67,9 @@
       el("div", { class: "dept" }, "承办单位：",
         el("strong", { id: "suggested-department", "data-code": s.department_code || "" },
           HL.deptName(ref, s.department_code)),
-        s.assisting_department_codes && s.assisting_department_codes.length
-          ? el("span", { class: "muted small" }, "　协办：" +
-            s.assisting_department_codes.map((c) => HL.deptName(ref, c)).join("、"))
+        assisting(s).length
+          ? el("span", { class: "muted small", id: "suggested-assisting" }, "　协办：" +
+            assisting(s).map((c) => HL.deptName(ref, c)).join("、"))
           : ""),
       el("div", { class: "confidence" }, "置信度",
         el("div", { class: low ? "bar low" : "bar" }, barSpan(s.confidence)),
@@ -132,19 +143,24 @@
   }
 
   // -- caller history (inline while typing the phone, and the tab) ---------------------------
-  function appealsTable(items) {
+  // Inline (beside the intake form, narrow): number, time, state and the appeal; the tab shows
+  // every column. Names and paths wrap between words only (HL.words).
+  function appealsTable(items, compact) {
     if (!items.length) return HL.empty("该号码没有历史诉求");
+    const columns = [
+      ["工单号", (item) => el("td", { class: "nowrap" }, item.number)],
+      ["受理时间", (item) => el("td", { class: "nowrap small" }, fmtTime(item.received_at))],
+      compact ? null : ["渠道", (item) => el("td", { class: "nowrap" }, HL.CHANNELS[item.channel] || item.channel || "—")],
+      compact ? null : ["分类", (item) => el("td", { class: "small", title: item.category_path || "" },
+        HL.words((item.category_path || "—").split("/").pop()))],
+      compact ? null : ["承办单位", (item) => el("td", { class: "small" }, HL.words(HL.deptName(ref, item.department_code)))],
+      ["状态", (item) => el("td", {}, HL.stateBadge(item.state))],
+      ["内容", (item) => el("td", { class: "small appeal-cell" },
+        el("div", { class: "excerpt", title: item.text || "" }, HL.words(item.text || "—")))],
+    ].filter(Boolean);
     return el("table", { class: "caller-appeals" },
-      el("thead", {}, el("tr", {}, ["工单号", "受理时间", "渠道", "分类", "承办单位", "状态", "内容"]
-        .map((h) => el("th", {}, h)))),
-      el("tbody", {}, items.map((item) => el("tr", {},
-        el("td", { class: "nowrap" }, item.number),
-        el("td", { class: "nowrap" }, fmtTime(item.received_at)),
-        el("td", {}, HL.CHANNELS[item.channel] || item.channel || "—"),
-        el("td", {}, item.category_path || "—"),
-        el("td", {}, HL.deptName(ref, item.department_code)),
-        el("td", {}, HL.stateBadge(item.state)),
-        el("td", { class: "small" }, (item.text || "").slice(0, 60))))));
+      el("thead", {}, el("tr", {}, columns.map(([h]) => el("th", {}, h)))),
+      el("tbody", {}, items.map((item) => el("tr", {}, columns.map(([, cell]) => cell(item))))));
   }
 
   async function callerAppeals(phone) {
@@ -167,7 +183,7 @@
     }
     const items = result.data.items || [];
     clear(box, el("h3", { class: "gap-top" }, `该来电人历史诉求（${items.length} 条）`),
-      items.length ? appealsTable(items.slice(0, 5)) : el("div", { class: "muted small" }, "无"));
+      items.length ? appealsTable(items.slice(0, 5), true) : el("div", { class: "muted small" }, "无"));
   }, 600));
 
   $("#caller-form").addEventListener("submit", async (event) => {

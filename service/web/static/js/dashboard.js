@@ -8,7 +8,7 @@
   const METRICS = {
     accuracy: "准确率", top1: "Top-1", top3: "Top-3", top3_accuracy: "Top-3", macro_f1: "宏 F1",
     level1_macro_f1: "一级宏 F1", department_accuracy: "部门准确率", coverage: "覆盖率",
-    ece: "ECE", samples: "样本数", n_train: "训练样本", n_test: "测试样本",
+    ece: "ECE", samples: "样本数", rows: "样本数", n_train: "训练样本", n_test: "测试样本",
   };
 
   // -- date range: the last 30 days (Asia/Shanghai) by default --------------------------------
@@ -17,10 +17,17 @@
   $("#date-to").value = today;
   $("#date-from").value = DAY.format(new Date(Date.now() - 29 * 24 * 3600 * 1000));
 
+  // Dates are typed as 2026-01-31 whatever the browser's language: a date input would show
+  // the browser locale's format (01/31/2026 in an English browser).
+  const DATE = /^\d{4}-\d{2}-\d{2}$/;
   function range() {
     const params = new URLSearchParams();
-    if ($("#date-from").value) params.set("date_from", $("#date-from").value);
-    if ($("#date-to").value) params.set("date_to", $("#date-to").value);
+    for (const [id, name] of [["#date-from", "date_from"], ["#date-to", "date_to"]]) {
+      const value = $(id).value.trim();
+      if (!value) continue;
+      if (!DATE.test(value)) return null;
+      params.set(name, value);
+    }
     return params;
   }
 
@@ -73,7 +80,7 @@
 
     const categories = s.by_category || [];
     clear($("#chart-categories"), categories.length
-      ? Charts.bars(categories.map((c) => ({ label: c.path || c.code, value: c.count })), { width: 440, labelWidth: 200 })
+      ? Charts.bars(categories.map((c) => ({ label: c.path || c.code, value: c.count })))
       : HL.empty("暂无数据"));
 
     const departments = (s.by_department || []).slice().sort((a, b) => b.count - a.count);
@@ -91,12 +98,12 @@
     const returns = s.returns || [];
     clear($("#chart-returns"), returns.length
       ? Charts.bars(returns.map((x) => ({ label: x.reason || "（未填写）", value: x.count })),
-        { width: 420, color: Charts.COLORS[2] })
+        { color: Charts.COLORS[2] })
       : HL.empty("暂无退单"));
     const districts = s.by_district || [];
     clear($("#chart-districts"), districts.length
       ? Charts.bars(districts.map((x) => ({ label: x.name || x.code, value: x.count })),
-        { width: 420, labelWidth: 120, color: Charts.COLORS[1] })
+        { color: Charts.COLORS[1] })
       : HL.empty("暂无数据"));
 
     clear($("#overdue"), listTable(["工单号", "承办单位", "时限", "状态"],
@@ -109,6 +116,10 @@
 
   async function loadStats() {
     const params = range();
+    if (params === null) {
+      clear($("#stats-error"), HL.errorBox("日期格式应为 年-月-日，如 2026-01-31"));
+      return;
+    }
     $("#export").setAttribute("href", `/api/v1/statistics/export.csv?${params}`);
     const result = await api("GET", `/api/v1/statistics?${params}`);
     if (!result.ok) {
@@ -139,10 +150,11 @@
   let shownCurve = null;
 
   function metricCells(metrics) {
-    const entries = Object.entries(metrics || {}).filter(([, v]) => typeof v === "number").slice(0, 5);
+    const entries = Object.entries(metrics || {})
+      .filter(([k, v]) => typeof v === "number" && METRICS[k]).slice(0, 5);
     if (!entries.length) return "—";
     return entries.map(([k, v]) => el("span", { class: "chip" },
-      `${METRICS[k] || k} ${v > 0 && v <= 1 && !["samples", "n_train", "n_test"].includes(k) ? pct(v) : v}`));
+      `${METRICS[k]} ${v > 0 && v <= 1 && !["samples", "rows", "n_train", "n_test"].includes(k) ? pct(v) : v}`));
   }
 
   function renderCurve(model) {

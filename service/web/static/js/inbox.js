@@ -46,9 +46,11 @@
     if (!items.length) {
       clear(box, HL.empty(state || overdue || department ? "没有符合条件的工单" : "暂无工单"));
     } else {
-      clear(box, el("div", { class: "table-wrap" }, el("table", { id: "orders" },
-        el("thead", {}, el("tr", {}, ["工单号", "诉求", "分类", isDepartment ? null : "承办单位",
-          "状态", "办理时限", "时限状态"].filter(Boolean).map((h) => el("th", {}, h)))),
+      const headers = [["工单号", "col-number"], ["诉求", "col-appeal"], ["分类", "col-category"],
+        isDepartment ? null : ["承办单位", "col-department"], ["状态", "col-state"],
+        ["办理时限", "col-deadline"], ["时限状态", "col-deadline-status"]].filter(Boolean);
+      clear(box, el("div", { class: "table-wrap" }, el("table", { id: "orders", class: "orders" },
+        el("thead", {}, el("tr", {}, headers.map(([h, cls]) => el("th", { class: cls }, h)))),
         el("tbody", {}, items.map(orderRow)))));
     }
     const pager = $("#pager");
@@ -68,15 +70,18 @@
       class: `clickable${status ? " row-" + status : ""}${item.number === current ? " selected" : ""}`,
       "data-number": item.number, "data-state": item.state, "data-deadline": status || "",
     },
-    el("td", { class: "nowrap" }, item.number,
-      item.escalated ? el("div", { class: "flag" }, "督办") : "",
-      item.priority === "urgent" ? el("div", { class: "flag" }, "紧急") : ""),
-    el("td", { class: "excerpt", title: item.excerpt }, item.title ? el("strong", {}, item.title, " ") : "", item.excerpt),
-    el("td", { class: "small category" }, HL.categoryPath(ref, item.category_code)),
-    isDepartment ? null : el("td", { class: "small" }, HL.deptName(ref, item.department_code)),
-    el("td", {}, HL.stateBadge(item.state)),
-    el("td", { class: "nowrap small" }, fmtTime(item.deadline)),
-    el("td", {}, HL.deadlineBadge(status)));
+    el("td", { class: "col-number nowrap" }, item.number,
+      item.escalated ? el("span", { class: "flag" }, " 督办") : "",
+      item.priority === "urgent" ? el("span", { class: "flag" }, " 紧急") : ""),
+    el("td", { class: "col-appeal" }, el("div", { class: "excerpt", title: item.excerpt },
+      item.title ? el("strong", {}, HL.words(item.title), " ") : "", HL.words(item.excerpt))),
+    el("td", { class: "col-category small", title: HL.categoryPath(ref, item.category_code) },
+      HL.words(HL.categoryLeaf(ref, item.category_code))),
+    isDepartment ? null : el("td", { class: "col-department small" },
+      HL.words(HL.deptName(ref, item.department_code))),
+    el("td", { class: "col-state" }, HL.stateBadge(item.state)),
+    el("td", { class: "col-deadline nowrap small" }, fmtTime(item.deadline)),
+    el("td", { class: "col-deadline-status" }, HL.deadlineBadge(status)));
     row.addEventListener("click", () => showDetail(item.number));
     return row;
   }
@@ -142,64 +147,76 @@
     return `${later.getFullYear()}-${pad(later.getMonth() + 1)}-${pad(later.getDate())}T${pad(later.getHours())}:${pad(later.getMinutes())}`;
   }
 
+  // What each workflow action looks like here. Whether it is offered comes from the API
+  // (`allowed_actions`: the workflow's rules for the signed-in role and the order's state);
+  // actions with no page of their own here (merge, callbacks) are left to the console.
+  const reasonForm = (title, label, placeholder) => () => {
+    const reason = el("textarea", { name: "reason", required: true, maxlength: "500", rows: "3", placeholder });
+    return [title, [el("label", {}, label), reason], () => ({ reason: reason.value.trim() })];
+  };
+  const ACTION_VIEWS = {
+    accept: { label: "签收", path: "accept", done: "已签收", kind: "primary" },
+    return: { label: "退单", path: "return", done: "已退单", kind: "danger",
+      form: reasonForm("退单", "退单原因", "退单原因：如不属于本单位职责、地址不在辖区等") },
+    request_extension: { label: "申请延期", path: "extension", done: "已提交延期申请",
+      form: (order) => {
+        const reason = el("textarea", { name: "reason", required: true, maxlength: "500", rows: "2" });
+        const when = el("input", { type: "datetime-local", name: "new_deadline", required: true,
+          value: defaultExtension(order.deadline) });
+        return ["申请延期", [el("label", {}, "延期原因"), reason, el("label", {}, "申请延至"), when],
+          () => ({ reason: reason.value.trim(), new_deadline: new Date(when.value).toISOString() })];
+      } },
+    reply: { label: "办结回复", path: "reply", done: "已回复", kind: "primary",
+      form: () => {
+        const text = el("textarea", { name: "result", required: true, maxlength: "5000", rows: "5",
+          placeholder: "办理结果：已于某日派人现场处理，……" });
+        return ["办结回复", [el("label", {}, "办理结果"), text], () => ({ result: text.value.trim() })];
+      } },
+    approve_extension: { label: "批准延期", path: "extension/approve", done: "已批准延期",
+      kind: "primary", body: {} },
+    deny_extension: { label: "驳回延期", path: "extension/deny", done: "已驳回延期", kind: "danger",
+      form: reasonForm("驳回延期", "驳回原因", "") },
+    dispatch: { label: "按建议派单", path: "dispatch", done: "已派单", kind: "primary", body: {} },
+    redispatch: { label: "改派", path: "reassign", done: "已改派",
+      form: (order) => {
+        const select = el("select", { name: "department_code", required: true },
+          el("option", { value: "" }, "请选择承办单位"),
+          ref.departments.filter((d) => d.code !== order.department_code)
+            .map((d) => el("option", { value: d.code }, d.name)));
+        const reason = el("textarea", { name: "reason", required: true, maxlength: "500", rows: "2",
+          placeholder: "改派原因：如职责调整、属地有误等" });
+        return ["改派", [el("label", {}, "改派至"), select, el("label", {}, "改派原因"), reason],
+          () => ({ department_code: select.value, reason: reason.value.trim() })];
+      } },
+    escalate: { label: "督办", path: "escalate", done: "已督办", kind: "danger",
+      form: reasonForm("督办", "督办意见", "督办意见：如请于今日内联系来电人并反馈办理进度") },
+    close: { label: "办结", path: "close", done: "已办结", kind: "primary", body: {} },
+  };
+
   function actions(order) {
     const bar = el("div", { class: "actions", id: "order-actions" });
     const forms = el("div", { id: "action-forms" });
-    const open = (form) => {
-      clear(forms, form);
-      const input = form.querySelector("textarea, input");
-      if (input) input.focus();
-    };
     const n = order.number;
-    const s = order.state;
-    if (isDepartment) {
-      if (["dispatched", "reopened"].includes(s)) {
-        bar.append(el("button", { type: "button", class: "primary", id: "action-accept",
-          onclick: () => act(n, "accept", undefined, "已签收") }, "签收"));
-      }
-      if (["dispatched", "accepted"].includes(s)) {
-        bar.append(el("button", { type: "button", class: "danger", id: "action-return", onclick: () => {
-          const reason = el("textarea", { name: "reason", required: true, maxlength: "500", rows: "3",
-            placeholder: "退单原因：如不属于本单位职责、地址不在辖区等" });
-          open(actionForm("退单", [el("label", {}, "退单原因"), reason], "确认退单",
-            () => act(n, "return", { reason: reason.value.trim() }, "已退单")));
-        } }, "退单"));
-      }
-      if (s === "accepted") {
-        bar.append(el("button", { type: "button", id: "action-extension", onclick: () => {
-          const reason = el("textarea", { name: "reason", required: true, maxlength: "500", rows: "2" });
-          const when = el("input", { type: "datetime-local", name: "new_deadline", required: true,
-            value: defaultExtension(order.deadline) });
-          open(actionForm("申请延期", [el("label", {}, "延期原因"), reason, el("label", {}, "申请延至"), when],
-            "提交延期申请", () => act(n, "extension", {
-              reason: reason.value.trim(), new_deadline: new Date(when.value).toISOString(),
-            }, "已提交延期申请")));
-        } }, "申请延期"));
-      }
-      if (["accepted", "extension_requested"].includes(s)) {
-        bar.append(el("button", { type: "button", class: "primary", id: "action-reply", onclick: () => {
-          const text = el("textarea", { name: "result", required: true, maxlength: "5000", rows: "5",
-            placeholder: "办理结果：已于某日派人现场处理，……" });
-          open(actionForm("办结回复", [el("label", {}, "办理结果"), text], "提交回复",
-            () => act(n, "reply", { result: text.value.trim() }, "已回复")));
-        } }, "办结回复"));
-      }
-    } else {
-      if (s === "extension_requested" && user.role === "supervisor") {
-        bar.append(el("button", { type: "button", class: "primary", id: "action-approve",
-          onclick: () => act(n, "extension/approve", {}, "已批准延期") }, "批准延期"));
-        bar.append(el("button", { type: "button", class: "danger", id: "action-deny", onclick: () => {
-          const reason = el("textarea", { required: true, maxlength: "500", rows: "2" });
-          open(actionForm("驳回延期", [el("label", {}, "驳回原因"), reason], "确认驳回",
-            () => act(n, "extension/deny", { reason: reason.value.trim() }, "已驳回延期")));
-        } }, "驳回延期"));
-      }
-      if (s === "replied" && ["agent", "supervisor"].includes(user.role)) {
-        bar.append(el("button", { type: "button", class: "primary", id: "action-close",
-          onclick: () => act(n, "close", {}, "已办结") }, "办结"));
-      }
+    for (const name of order.allowed_actions || []) {
+      const view = ACTION_VIEWS[name];
+      if (!view) continue;
+      const id = `action-${view.path.replace("/", "-")}`;
+      const onclick = view.form
+        ? () => {
+          const [title, fields, body] = view.form(order);
+          clear(forms, actionForm(title, fields, `确认${view.label}`, () => act(n, view.path, body(), view.done)));
+          const input = forms.querySelector("textarea, input, select");
+          if (input) input.focus();
+        }
+        : () => act(n, view.path, view.body, view.done);
+      bar.append(el("button", { type: "button", class: view.kind || null, id, "data-action": name, onclick },
+        view.label));
     }
-    if (!bar.childElementCount) bar.append(el("span", { class: "muted small" }, "当前状态下无可办理的操作"));
+    if (!bar.childElementCount) {
+      bar.append(el("span", { class: "muted small", id: "no-actions" },
+        order.state === "closed" || order.state === "callback_done" ? "工单已办结，无需办理"
+          : "当前状态下您无可办理的操作"));
+    }
     return [bar, forms];
   }
 
@@ -219,12 +236,26 @@
     const summary = summaries.get(number) || {};
     const status = summary.deadline_status;
     const suggestion = order.suggestion || {};
+    const appeal = order.appeal || {};
+    const phone = appeal.caller_phone;
+    const mine = isDepartment && order.department_code === user.department_code;
     clear(box,
       el("h2", { id: "detail-number", "data-state": order.state }, `工单 ${order.number} `, HL.stateBadge(order.state)),
+      el("div", { class: "appeal-text", id: "appeal-text" },
+        appeal.title ? el("strong", {}, appeal.title, "　") : "", appeal.text || summary.excerpt || "—"),
       el("dl", { class: "kv" },
-        el("dt", {}, "诉求"), el("dd", {}, summary.title ? el("strong", {}, summary.title, " ") : "", summary.excerpt || "—"),
-        el("dt", {}, "分类"), el("dd", {}, HL.categoryPath(ref, order.category_code, suggestion.category_path)),
-        el("dt", {}, "承办单位"), el("dd", {}, HL.deptName(ref, order.department_code)),
+        el("dt", {}, "来电人"), el("dd", { id: "caller-name" }, appeal.caller_name || "—"),
+        el("dt", {}, "联系电话"), el("dd", { id: "caller-phone" },
+          phone && !appeal.personal_data_masked
+            ? el("a", { href: `tel:${phone.replace(/[^0-9+]/g, "")}`, class: "button small", id: "call-back" },
+              `回电 ${phone}`)
+            : phone || "—",
+          appeal.personal_data_masked
+            ? el("span", { class: "muted small" }, mine ? "" : "（已脱敏：仅主办单位可见完整号码）") : ""),
+        el("dt", {}, "地址"), el("dd", { id: "caller-address" }, appeal.address || "—"),
+        el("dt", {}, "分类"), el("dd", {}, HL.words(HL.categoryPath(ref, order.category_code, suggestion.category_path))),
+        el("dt", {}, "承办单位"), el("dd", {}, HL.words(HL.deptName(ref, order.department_code)),
+          isDepartment && !mine ? el("span", { class: "muted small" }, "（本单位为协办）") : ""),
         el("dt", {}, "渠道"), el("dd", {}, HL.CHANNELS[order.channel] || order.channel),
         el("dt", {}, "优先级"), el("dd", {}, order.priority === "urgent" ? el("span", { class: "flag" }, "紧急") : "一般",
           order.escalated ? el("span", { class: "flag" }, "　已督办") : ""),
