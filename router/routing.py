@@ -244,7 +244,12 @@ def route(
         confidence=float(suggestion.confidence),
         department_code=department,
         department_source=source,
-        assisting_department_codes=category.assisting_departments if category else (),
+        # The lead is never also an assisting department (a category may list it among both).
+        assisting_department_codes=tuple(
+            code
+            for code in (category.assisting_departments if category else ())
+            if code != department
+        ),
         district_code=place.district_code if place else None,
         street_code=place.street_code if place else None,
         place=place.name if place else None,

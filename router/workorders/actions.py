@@ -154,13 +154,12 @@ def dispatch(
     event = act(Action.DISPATCH, reason=reason, data=data)
     if category.code != order.category_code:
         # The old category's assisting departments would otherwise receive the order too.
-        order.assisting_department_codes = [
-            code for code in category.assisting_department_codes if code != chosen
-        ]
+        order.assisting_department_codes = list(category.assisting_department_codes)
         order.category_code = category.code
         if order.priority != "urgent":
             order.priority = category.priority
     order.department_code = chosen
+    _drop_lead_from_assisting(order)
     service.restart_department_clock(db_session=db_session, order=order, now=now)
     return _result(event, effects=frozenset({Effect.DELIVER}))
 
@@ -198,8 +197,18 @@ def reassign(
     data = {"from_department_code": order.department_code, "department_code": department.code}
     event = _Act(db_session, order, actor, role, now)(Action.REDISPATCH, reason=reason, data=data)
     order.department_code = department.code
+    _drop_lead_from_assisting(order)
     service.restart_department_clock(db_session=db_session, order=order, now=now)
     return _result(event, effects=frozenset({Effect.DELIVER}))
+
+
+def _drop_lead_from_assisting(order: WorkOrder) -> None:
+    """The lead department is never also an assisting one (it would get the order twice, and
+    keep an assisting department's view of it after it was taken away)."""
+    codes = list(order.assisting_department_codes or [])
+    if order.department_code in codes:
+        # A new list, so that the JSON column is seen as changed.
+        order.assisting_department_codes = [c for c in codes if c != order.department_code]
 
 
 # -- departments ---------------------------------------------------------------------------------

@@ -351,3 +351,27 @@ def test_list_filters_scope_and_masking(
     assert listing("agent", overdue=False)["total"] == 1
     bad = client.get("/api/v1/work-orders", params={"state": "nope"}, headers=login("agent"))
     assert bad.status_code == 422
+
+
+def test_a_reassigned_order_is_not_also_assisted_by_its_new_lead(
+    client: TestClient, login: Login, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from router.workorders.models import WorkOrder
+
+    order = create(client, login, monkeypatch)
+    number, owner = order["number"], order["suggestion"]["department_code"]
+    target = other_department(owner)
+    with runtime.get_database().session() as db_session:
+        row = db_session.scalars(select(WorkOrder).where(WorkOrder.number == number)).one()
+        row.assisting_department_codes = [target, "other_assistant"]
+        db_session.commit()
+    response = post(
+        client, login, "agent", number, "reassign", {"department_code": target, "reason": "改派"}
+    )
+    assert response.status_code == 200, response.text
+    with runtime.get_database().session() as db_session:
+        row = db_session.scalars(select(WorkOrder).where(WorkOrder.number == number)).one()
+        assert (row.department_code, row.assisting_department_codes) == (
+            target,
+            ["other_assistant"],
+        )
