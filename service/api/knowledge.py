@@ -140,7 +140,7 @@ class ProposalsFromOrdersCreate(_Body):
 
 
 class AnsweredAppealCreate(AppealCreate):
-    appeal_type: Literal["consultation"]  # type: ignore[assignment]
+    appeal_type: Literal["consultation"]
     answer: str = Field(min_length=1, max_length=5000, pattern=NoNul)
     article_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
