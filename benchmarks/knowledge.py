@@ -39,7 +39,7 @@ from sqlalchemy import insert
 from classifier.text import TextPipeline
 from fixtures import real
 from router.knowledge.models import KnowledgeArticle
-from router.knowledge.retrieval import AnswerIndex, Document
+from router.knowledge.retrieval import TERM_SEPARATOR, AnswerIndex, Document, join_terms
 from router.knowledge.searcher import KnowledgeSearcher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> None:
 
     messages = [m for m in real.reply_messages() if m.reply]
     started = time.perf_counter()
-    questions = [tuple(pipeline.tokens(f"{m.title}\n{m.detail}")) for m in messages]
-    answers = [tuple(pipeline.tokens(m.reply)) for m in messages]
+    questions = [join_terms(pipeline.tokens(f"{m.title}\n{m.detail}")) for m in messages]
+    answers = [join_terms(pipeline.tokens(m.reply)) for m in messages]
     segmenting = time.perf_counter() - started
     characters = sum(len(m.title) + len(m.detail) + len(m.reply) for m in messages)
     per_thousand = segmenting / len(messages) * 1000
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
                 id=i + 1,
                 text="",
                 category_code=rng.choice(leaves),
-                tokens=questions[q] + answers[a],
+                terms=questions[q] + TERM_SEPARATOR + answers[a],
             )
             for i, (q, a) in enumerate(pairs)
         ]

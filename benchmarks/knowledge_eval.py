@@ -41,7 +41,7 @@ from sklearn.svm import LinearSVC
 from classifier.text import TextPipeline
 from fixtures import real
 from router.catalogue import default_catalogue
-from router.knowledge.retrieval import AnswerIndex, Document
+from router.knowledge.retrieval import AnswerIndex, Document, join_terms
 
 TYPED = 60
 
@@ -96,7 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     departments = [m.department_code for m in messages]
     documents = [
         Document(
-            id=i, text="", category_code=class_code[i], tokens=message_terms[i] + reply_terms[i]
+            id=i,
+            text="",
+            category_code=class_code[i],
+            terms=join_terms(message_terms[i] + reply_terms[i]),
         )
         for i in range(len(messages))
     ]

@@ -22,9 +22,21 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-__all__ = ["AnswerIndex", "Document", "Hit", "category_agreement"]
+__all__ = ["TERM_SEPARATOR", "AnswerIndex", "Document", "Hit", "category_agreement", "join_terms"]
 
 Tokenizer = Callable[[str], list[str]]
+TERM_SEPARATOR = "\x1f"
+"""Joins an article's terms into one string (normalised text holds no control characters): one
+string per article instead of a list of term strings keeps a large index's term cache small."""
+
+
+def join_terms(terms: Sequence[str]) -> str:
+    return TERM_SEPARATOR.join(terms)
+
+
+def _split_terms(joined: str) -> list[str]:
+    return joined.split(TERM_SEPARATOR) if joined else []
+
 
 _LEVEL_AGREEMENT = {6: 1.0, 4: 0.6, 2: 0.3}
 
@@ -51,8 +63,9 @@ class Document:
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     revision: int = 0
-    tokens: Sequence[str] | None = None
-    """The terms of ``text`` when already known (a rebuild reuses them); else tokenized."""
+    terms: str | None = None
+    """The terms of ``text`` joined by :func:`join_terms` when already known (a rebuild reuses
+    them); else ``text`` is tokenized."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +106,8 @@ class AnswerIndex:
         )
         if documents:
             matrix = self.vectorizer_.fit_transform(
-                [
-                    list(d.tokens) if d.tokens is not None else self.tokenize(d.text)
-                    for d in documents
-                ]
+                _split_terms(d.terms) if d.terms is not None else self.tokenize(d.text)
+                for d in documents
             )
         else:
             matrix = sparse.csr_matrix((0, 0), dtype=np.float32)

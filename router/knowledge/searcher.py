@@ -3,16 +3,14 @@
 Every search first reads the articles' stamp (the highest id and the latest ``updated_at``: two
 index lookups); when it moved, one thread rebuilds the index while the others keep answering
 from the previous one. A rebuild segments only the articles that are new or changed since the
-last one (terms are kept by article id and revision). The index holds at most ``max_articles``
-approved articles, the newest.
+last one (each article's terms are kept, joined in one string, by id and revision; only those
+texts are read). The index holds at most ``max_articles`` approved articles, the newest.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from classifier.text import TextPipeline
 from router.knowledge import service
-from router.knowledge.retrieval import AnswerIndex, Document, Hit, Tokenizer
+from router.knowledge.retrieval import AnswerIndex, Hit, Tokenizer
 
 __all__ = ["KnowledgeSearcher", "searcher_for"]
 
@@ -40,7 +38,7 @@ class KnowledgeSearcher:
         self.category_weight = category_weight
         self._index = AnswerIndex(self.tokenize, category_weight=category_weight).fit([])
         self._stamp: tuple[Any, ...] | None = None
-        self._tokens: dict[tuple[int, int], Sequence[str]] = {}
+        self._terms: dict[tuple[int, int], str] = {}
         self._building = threading.Lock()
 
     @property
@@ -60,18 +58,14 @@ class KnowledgeSearcher:
             if stamp == self._stamp:  # another thread rebuilt meanwhile
                 return False
             documents = service.index_documents(
-                db_session=db_session, limit=self.max_articles, tokens=self._tokens
+                db_session=db_session,
+                limit=self.max_articles,
+                known=self._terms,
+                tokenize=self.tokenize,
             )
-            tokens: dict[tuple[int, int], Sequence[str]] = {}
-            complete = []
-            for document in documents:
-                terms = document.tokens
-                if terms is None:
-                    terms = tuple(self.tokenize(document.text))
-                tokens[document.id, document.revision] = terms
-                complete.append(document if document.tokens is not None else _with(document, terms))
-            index = AnswerIndex(self.tokenize, category_weight=self.category_weight).fit(complete)
-            self._index, self._tokens, self._stamp = index, tokens, stamp
+            terms = {(d.id, d.revision): d.terms or "" for d in documents}
+            index = AnswerIndex(self.tokenize, category_weight=self.category_weight).fit(documents)
+            self._index, self._terms, self._stamp = index, terms, stamp
             return True
         finally:
             self._building.release()
@@ -88,10 +82,6 @@ class KnowledgeSearcher:
         """The ``k`` best approved articles valid at ``now`` for ``text``."""
         self.refresh(db_session)
         return self._index.search(text, category_code=category_code, k=k, now=now)
-
-
-def _with(document: Document, tokens: Sequence[str]) -> Document:
-    return replace(document, tokens=tokens)
 
 
 _searchers: weakref.WeakKeyDictionary[Any, KnowledgeSearcher] = weakref.WeakKeyDictionary()

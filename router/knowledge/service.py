@@ -12,7 +12,7 @@ Functions are keyword-only, session first, and only flush; the caller commits an
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,7 +25,7 @@ from classifier.text import mask_personal_data
 from router.catalogue.models import Category, Department
 from router.errors import Conflict, InvalidInput, NotFound
 from router.knowledge.models import KnowledgeArticle
-from router.knowledge.retrieval import Document
+from router.knowledge.retrieval import Document, join_terms
 from router.workorders.models import Appeal, WorkOrder, WorkOrderEvent
 from router.workorders.workflow import Action, State
 
@@ -342,24 +342,29 @@ def propose_from_closed_orders(
 
 
 def index_stamp(*, db_session: Session) -> tuple[Any, ...]:
-    """Changes whenever an article is added or changed (two index lookups, no scan)."""
-    row = db_session.execute(
-        select(func.max(KnowledgeArticle.id), func.max(KnowledgeArticle.updated_at))
-    ).one()
-    return tuple(row)
+    """Changes whenever an article is added or changed: the highest id and the latest
+    ``updated_at``, two queries so that each is one index lookup (one statement with both
+    aggregates makes SQLite scan the table)."""
+    return (
+        db_session.scalar(select(func.max(KnowledgeArticle.id))),
+        db_session.scalar(select(func.max(KnowledgeArticle.updated_at))),
+    )
 
 
 def index_documents(
-    *, db_session: Session, limit: int, tokens: Mapping[tuple[int, int], Sequence[str]]
+    *,
+    db_session: Session,
+    limit: int,
+    known: Mapping[tuple[int, int], str],
+    tokenize: Callable[[str], list[str]],
 ) -> list[Document]:
-    """The approved articles, newest first, at most ``limit`` (the index's bound); ``tokens``
-    are known terms by (id, revision), reused instead of segmenting the text again."""
+    """The approved articles, newest first, at most ``limit`` (the index's bound), with their
+    terms joined (:func:`~router.knowledge.retrieval.join_terms`): taken from ``known`` by
+    (id, revision), else read and segmented with ``tokenize`` (only those texts are loaded)."""
     rows = db_session.execute(
         select(
             KnowledgeArticle.id,
             KnowledgeArticle.revision,
-            KnowledgeArticle.question,
-            KnowledgeArticle.answer,
             KnowledgeArticle.category_code,
             KnowledgeArticle.valid_from,
             KnowledgeArticle.valid_to,
@@ -367,16 +372,26 @@ def index_documents(
         .where(KnowledgeArticle.state == ArticleState.APPROVED.value)
         .order_by(KnowledgeArticle.id.desc())
         .limit(limit)
-    )
+    ).all()
+    missing = [row.id for row in rows if (row.id, row.revision) not in known]
+    fresh: dict[int, str] = {}
+    for start in range(0, len(missing), 1000):
+        texts = db_session.execute(
+            select(KnowledgeArticle.id, KnowledgeArticle.question, KnowledgeArticle.answer).where(
+                KnowledgeArticle.id.in_(missing[start : start + 1000])
+            )
+        )
+        for article_id, question, answer in texts:
+            fresh[article_id] = join_terms(tokenize(f"{question}\n{answer}"))
     return [
         Document(
             id=row.id,
-            text=f"{row.question}\n{row.answer}",
+            text="",
             category_code=row.category_code,
             valid_from=row.valid_from,
             valid_to=row.valid_to,
             revision=row.revision,
-            tokens=tokens.get((row.id, row.revision)),
+            terms=known.get((row.id, row.revision), fresh.get(row.id, "")),
         )
         for row in rows
     ]
