@@ -112,10 +112,17 @@ class AnswerIndex:
         else:
             matrix = sparse.csr_matrix((0, 0), dtype=np.float32)
         self.terms_ = sparse.csr_matrix(matrix.T)
-        # Category agreement by prefix, vectorised: one code array per level.
-        codes = np.array(self.categories_, dtype="U6") if documents else np.array([], dtype="U6")
-        self.level_codes_ = {n: np.array([c[:n] for c in codes], dtype=f"U{n}") for n in (2, 4, 6)}
-        self.full_codes_ = codes
+        # Category agreement by prefix: per level, each article's code prefix as a small integer
+        # (level 0 = the whole code), so that a query compares integers of its candidates only.
+        self.level_vocabulary_: dict[int, dict[str, int]] = {}
+        self.level_ids_: dict[int, np.ndarray] = {}
+        for length in (0, 2, 4):
+            vocabulary: dict[str, int] = {}
+            prefixes = [c[:length] if length else c for c in self.categories_]
+            self.level_ids_[length] = np.array(
+                [vocabulary.setdefault(p, len(vocabulary)) for p in prefixes], dtype=np.int32
+            )
+            self.level_vocabulary_[length] = vocabulary
         return self
 
     def __len__(self) -> int:
@@ -127,17 +134,18 @@ class AnswerIndex:
         if not hasattr(self, "terms_"):
             return 0
         matrix = self.terms_.data.nbytes + self.terms_.indices.nbytes + self.terms_.indptr.nbytes
-        codes = sum(a.nbytes for a in self.level_codes_.values()) + self.full_codes_.nbytes
+        codes = sum(a.nbytes for a in self.level_ids_.values())
         return int(matrix + self.ids_.nbytes + codes)
 
-    def _agreement(self, category_code: str) -> np.ndarray:
-        agreement = np.zeros(len(self.ids_), dtype=np.float32)
-        for length in (2, 4):
-            if len(category_code) >= length:
-                agreement[self.level_codes_[length] == category_code[:length]] = _LEVEL_AGREEMENT[
-                    length
-                ]
-        agreement[self.full_codes_ == category_code] = 1.0
+    def _agreement(self, category_code: str, candidates: np.ndarray) -> np.ndarray:
+        agreement = np.zeros(candidates.size, dtype=np.float32)
+        for length, value in ((2, 0.3), (4, 0.6), (0, 1.0)):
+            if length and len(category_code) < length:
+                continue
+            wanted = self.level_vocabulary_[length].get(
+                category_code[:length] if length else category_code, -1
+            )
+            agreement[self.level_ids_[length][candidates] == wanted] = value
         return agreement
 
     def search(
@@ -173,7 +181,7 @@ class AnswerIndex:
         if not candidates.size:
             return []
         agreement = (
-            self._agreement(category_code)[candidates]
+            self._agreement(category_code, candidates)
             if category_code and self.category_weight
             else np.zeros(candidates.size, dtype=np.float32)
         )

@@ -86,3 +86,17 @@ def test_category_agreement_follows_the_code_hierarchy(
     a: str | None, b: str | None, agreement: float
 ) -> None:
     assert category_agreement(a, b) == agreement
+
+
+@pytest.mark.parametrize("predicted", ["010301", "0103", "01", "020101", "999999"])
+def test_the_index_boosts_by_the_same_agreement_as_the_rule(predicted: str) -> None:
+    codes = ["010301", "010302", "0103", "012201", "01", "020101", None]
+    documents = [Document(i, f"公交线路调整通知{i}", code) for i, code in enumerate(codes)]
+    hits = (
+        AnswerIndex(PIPELINE.tokens)
+        .fit(documents)
+        .search("公交线路调整", category_code=predicted, k=10)
+    )
+    assert len(hits) == len(codes)
+    for hit in hits:
+        assert hit.category_agreement == pytest.approx(category_agreement(codes[hit.id], predicted))
