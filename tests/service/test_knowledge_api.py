@@ -71,11 +71,18 @@ def test_seeded_official_replies_are_suggested_with_source_and_date(
     client: TestClient, login: Login
 ) -> None:
     from fixtures import real
+    from router.knowledge.models import KnowledgeArticle
     from service.knowledge import seed_official_replies
 
     with runtime.get_database().session() as db_session:
-        created = seed_official_replies(db_session=db_session, limit=300)
+        created = seed_official_replies(
+            db_session=db_session, settings=runtime.get_settings(), limit=300
+        )
     assert created >= 290
+    with runtime.get_database().session() as db_session:
+        categories = list(db_session.scalars(select(KnowledgeArticle.category_code)))
+    # The demo model categorises the messages without a gold label.
+    assert sum(code is not None and len(code) == 6 for code in categories) > 250
     with runtime.get_database().session() as db_session:
         assert seed_official_replies(db_session=db_session, limit=300) == 0  # idempotent
 
