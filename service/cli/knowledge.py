@@ -26,12 +26,14 @@ def seed(
     ] = True,
 ) -> None:
     """Approved articles from the real official replies in fixtures/data/real (idempotent)."""
+    from service.bootstrap import load_reference_data
     from service.config import get_settings
     from service.knowledge import seed_official_replies
     from service.runtime import get_database
 
     if limit is not None and limit <= 0:
         raise CliError(f"--limit must be positive, got {limit}")
+    load_reference_data(get_database())  # the categories and departments the articles name
     with get_database().session() as db_session:
         created = seed_official_replies(
             db_session=db_session, settings=get_settings() if classify else None, limit=limit
