@@ -179,8 +179,15 @@ def suggest_answers(
 ) -> SuggestionList:
     """The best approved, currently valid answers for what the agent is typing."""
     category = body.category_code or knowledge_service.predicted_category(get_settings(), body.text)
-    searcher = searcher_for(get_database())
-    hits = searcher.search(db_session, body.text, category_code=category, now=utcnow(), k=body.k)
+    database = get_database()
+    hits = searcher_for(database).search(
+        db_session,
+        body.text,
+        category_code=category,
+        now=utcnow(),
+        k=body.k,
+        session_factory=database.session,
+    )
     rows = knowledge.articles_by_id(db_session=db_session, ids=[hit.id for hit in hits])
     items = []
     for hit in hits:

@@ -12,6 +12,7 @@ from classifier.text import TextPipeline
 from router.knowledge import service as knowledge
 from router.knowledge.searcher import KnowledgeSearcher
 from router.knowledge.service import ArticleState
+from tests.support import wait_for
 
 PIPELINE = TextPipeline()
 
@@ -96,3 +97,21 @@ def test_the_index_keeps_only_the_newest_articles_up_to_its_bound(database: Any)
     with database.session() as db_session:
         found = {h.id for h in searcher.search(db_session, "公交线路调整", k=10)}
     assert searcher.size == 2 and found == set(ids[2:])
+
+
+def test_a_large_index_is_rebuilt_in_the_background_while_searches_go_on(database: Any) -> None:
+    searcher = KnowledgeSearcher(tokenize=PIPELINE.tokens, background_from=1)
+    with database.session() as db_session:
+        bus = add(db_session, "公交卡优惠怎么办理", "凭身份证办理。", ArticleState.APPROVED)
+    with database.session() as db_session:  # the first build is done at once
+        assert [h.id for h in searcher.search(db_session, "公交卡优惠")] == [bus]
+    with database.session() as db_session:
+        school = add(db_session, "小学入学登记", "携带户口簿登记。", ArticleState.APPROVED)
+
+    def found() -> bool:
+        with database.session() as db_session:
+            hits = searcher.search(db_session, "小学入学登记", session_factory=database.session)
+            return [h.id for h in hits] == [school]
+
+    assert wait_for(found)
+    assert searcher.size == 2
