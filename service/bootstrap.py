@@ -102,6 +102,19 @@ def prepare(settings: Settings, database: Database) -> None:
     if trained:
         _retire_unloadable_active(database)
     register_model_dir(database, settings, source="demo" if trained else "model_dir")
+    if settings.seed_demo:
+        seed_knowledge(database, settings)
+
+
+def seed_knowledge(database: Database, settings: Settings) -> int:
+    """The demo's knowledge base: the real official replies (once; later runs add nothing)."""
+    from service.knowledge import seed_official_replies
+
+    with database.session() as db_session:
+        created = seed_official_replies(db_session=db_session, settings=settings)
+    if created:
+        log.info("seeded %d knowledge articles from the official replies", created)
+    return created
 
 
 def _retire_unloadable_active(database: Database) -> None:

@@ -31,6 +31,7 @@ def import_models() -> None:
     import router.catalogue.models
     import router.duplicates.models
     import router.hotspots.models
+    import router.knowledge.models
     import router.notifications.models
     import router.workorders.models  # noqa: F401
     import service.auth.models

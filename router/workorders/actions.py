@@ -40,6 +40,7 @@ __all__ = [
     "ActionResult",
     "Effect",
     "accept",
+    "answer",
     "approve_extension",
     "close",
     "deny_extension",
@@ -171,6 +172,37 @@ def close(
     event = _Act(db_session, order, actor, role, now)(Action.CLOSE, reason=reason)
     order.closed_at = now
     return _result(event, effects=frozenset({Effect.SCHEDULE_CALLBACKS}))
+
+
+def answer(
+    *,
+    db_session: Session,
+    order: WorkOrder,
+    actor: str,
+    role: str,
+    now: datetime,
+    answer: str,
+    article_id: int | None = None,
+    category_code: str | None = None,
+) -> ActionResult:
+    """Answer a consultation on the line and close it at intake (直接办结): the answer is the
+    order's reply, the callback follows as after every closure. `category_code` (the article's,
+    or the classifier's guess) is kept for the statistics; no department is involved."""
+    answer = answer.strip()
+    if not answer:
+        raise InvalidInput("an answer is required to answer at intake", field="answer")
+    if order.appeal.appeal_type != "consultation":
+        raise InvalidInput(
+            "only a consultation (咨询) can be answered at intake", field="appeal_type"
+        )
+    data: dict[str, Any] = {"answer": answer, "article_id": article_id}
+    event = _Act(db_session, order, actor, role, now)(Action.ANSWER, data=data)
+    if category_code is not None:
+        order.category_code = category_code
+    order.replied_at = order.closed_at = now
+    # The answer may quote the caller's personal data: the audit log keeps only its size.
+    detail = {"article_id": article_id, "answer_length": len(answer)}
+    return _result(event, audit_detail=detail, effects=frozenset({Effect.SCHEDULE_CALLBACKS}))
 
 
 def escalate(

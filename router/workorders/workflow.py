@@ -13,7 +13,8 @@ States (the lower-case values are an API contract)::
     extension_requested  accepted, and the department asked for more time (延期申请)
     returned             the department returned it (退单); the centre re-triages
     replied              the department replied (办结回复); the centre reviews the reply
-    closed               the centre closed it (办结); the satisfaction callback is due
+    closed               the centre closed it (办结), or the agent answered a consultation at
+                         intake (直接办结); the satisfaction callback is due
     callback_done        the callback (回访) is recorded: final
     reopened             unsatisfied callback: back to the same department, to be accepted again
     merged               a duplicate that follows a master order (并单)
@@ -62,6 +63,7 @@ Every edge and the roles that may take it (a test checks this list against :data
                          --reply--------------> replied              department
     replied              --reject_reply-------> accepted             agent, supervisor
     replied              --close--------------> closed               agent, supervisor, system
+    received             --answer-------------> closed               agent, supervisor
     closed               --record_callback----> callback_done        agent, system
     closed               --reopen-------------> reopened             agent, supervisor, system
     callback_done        --reopen-------------> reopened             supervisor
@@ -92,6 +94,11 @@ Design choices:
   ``redispatch`` (改派) changes it.
 * The return action is stored and accepted as ``"return"`` (``Action.RETURN``), not ``"return_"``:
   the trailing underscore is only a Python-identifier workaround and has no place in the API.
+* **Answering at intake (直接办结) is its own action**, ``answer``: ``received -> closed`` for an
+  agent who answered a consultation on the line (the answer and the knowledge article used are
+  the event's data). The order is stored first like every appeal, never routed, and gets its
+  callback like any closed order. It has no department: reopened after an unsatisfied callback,
+  it waits for a supervisor to redispatch it (``reopened --redispatch--> dispatched``).
 * Illegal transitions raise :class:`~router.errors.Conflict` (409) naming the current state and the
   action; a legal transition by the wrong role raises :class:`~router.errors.Forbidden` (403);
   unknown state, action or role names raise :class:`~router.errors.InvalidInput` (400).
@@ -183,6 +190,7 @@ class Action(StrEnum):
     REPLY = "reply"
     REJECT_REPLY = "reject_reply"
     CLOSE = "close"
+    ANSWER = "answer"  # 直接办结: a consultation answered and closed at intake
     RECORD_CALLBACK = "record_callback"
     REOPEN = "reopen"
     MERGE = "merge"
@@ -251,6 +259,7 @@ RULES: tuple[Rule, ...] = (
     _rule(A.REPLY, [S.ACCEPTED, S.EXTENSION_REQUESTED], S.REPLIED, R.DEPARTMENT),
     _rule(A.REJECT_REPLY, [S.REPLIED], S.ACCEPTED, R.AGENT, R.SUPERVISOR),
     _rule(A.CLOSE, [S.REPLIED], S.CLOSED, R.AGENT, R.SUPERVISOR, R.SYSTEM),
+    _rule(A.ANSWER, [S.RECEIVED], S.CLOSED, R.AGENT, R.SUPERVISOR),
     _rule(A.RECORD_CALLBACK, [S.CLOSED], S.CALLBACK_DONE, R.AGENT, R.SYSTEM),
     _rule(A.REOPEN, [S.CLOSED], S.REOPENED, R.AGENT, R.SUPERVISOR, R.SYSTEM),
     # A citizen who calls again after the callback: only a supervisor reopens a final order.
@@ -304,6 +313,7 @@ _PHRASES: dict[Action, str] = {
     A.REPLY: "reply to",
     A.REJECT_REPLY: "reject the reply to",
     A.CLOSE: "close",
+    A.ANSWER: "answer at intake",
     A.RECORD_CALLBACK: "record a callback for",
     A.REOPEN: "reopen",
     A.MERGE: "merge",

@@ -21,6 +21,7 @@ from service.api import (
     deadletters,
     health,
     hotspots,
+    knowledge,
     model_versions,
     notifications,
     open311,
@@ -49,13 +50,28 @@ def _warm_duplicate_index() -> None:
         log.info("duplicate index warmed with %d recent work orders", added)
 
 
+def _warm_knowledge_index() -> None:
+    from router.knowledge.searcher import searcher_for
+
+    database = get_database()
+    try:
+        with database.session() as db_session:
+            searcher = searcher_for(database)
+            searcher.refresh(db_session)
+    except Exception:  # the first search builds it instead
+        log.exception("could not warm the knowledge index")
+    else:
+        log.info("knowledge index warmed with %d articles", searcher.size)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """At start-up, size the request thread pool (`HOTLINE_API_THREADS`: the appeals waiting
-    in it are group-committed together) and fill the duplicate index in the background so that
-    no caller waits for it."""
+    in it are group-committed together) and fill the duplicate and knowledge indexes in the
+    background so that no caller waits for them."""
     to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
     threading.Thread(target=_warm_duplicate_index, name="duplicate-warm-up", daemon=True).start()
+    threading.Thread(target=_warm_knowledge_index, name="knowledge-warm-up", daemon=True).start()
     yield
 
 
@@ -83,6 +99,7 @@ def create_app() -> FastAPI:
         wechat,
         open311,
         hotspots,
+        knowledge,
         model_versions,
         statistics,
         deadletters,

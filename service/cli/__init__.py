@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 # Command modules register themselves on `app` when imported.
-from service.cli import data, ops, training  # noqa: F401  (import for side effect)
+from service.cli import data, knowledge, ops, training  # noqa: F401  (import for side effect)
 from service.cli.app import CliError, app
 
 __all__ = ["CliError", "app", "main"]

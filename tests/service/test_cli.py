@@ -57,3 +57,19 @@ def test_bad_configuration_is_one_clear_line(
     assert lines[0].startswith("error: ")
     assert expected in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_knowledge_seed_is_idempotent_and_refuses_a_bad_limit(tmp_path: Path) -> None:
+    env = {
+        "HOTLINE_VAR_DIR": str(tmp_path / "var"),
+        "HOTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'kb.sqlite3'}",
+    }
+    assert hotline("migrate", env=env, cwd=tmp_path).returncode == 0
+    first = hotline("knowledge", "seed", "--limit", "20", "--no-classify", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "seeded 20 knowledge articles" in first.stdout
+    again = hotline("knowledge", "seed", "--limit", "20", "--no-classify", env=env, cwd=tmp_path)
+    assert "seeded 0 knowledge articles" in again.stdout
+    bad = hotline("knowledge", "seed", "--limit", "0", env=env, cwd=tmp_path)
+    assert bad.returncode != 0
+    assert bad.stderr.strip() == "error: --limit must be positive, got 0"

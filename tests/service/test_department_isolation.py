@@ -40,6 +40,10 @@ DEPARTMENT_ROUTES = {
     ("POST", "/api/v1/notifications/{notification_id}/read"): "mark its own notification read",
     ("GET", "/api/v1/reference/categories"): "public reference data",
     ("GET", "/api/v1/reference/departments"): "public reference data",
+    ("POST", "/api/v1/knowledge/proposals"): (
+        "propose a knowledge article from the reply of its own closed order (scoped: another"
+        " department's order is a 404)"
+    ),
 }
 """Routes under /api/v1 without a work-order number that a department user may reach."""
 

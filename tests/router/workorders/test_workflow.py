@@ -49,6 +49,7 @@ SPEC = [
     ("accepted extension_requested", "reply", "replied", "department"),
     ("replied", "reject_reply", "accepted", "agent supervisor"),
     ("replied", "close", "closed", "agent supervisor system"),
+    ("received", "answer", "closed", "agent supervisor"),
     ("closed", "record_callback", "callback_done", "agent system"),
     ("closed", "reopen", "reopened", "agent supervisor system"),
     ("callback_done", "reopen", "reopened", "supervisor"),

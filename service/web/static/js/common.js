@@ -14,7 +14,7 @@ const HL = (() => {
     redispatch: "改派", accept: "签收", return: "退单", request_extension: "申请延期",
     approve_extension: "批准延期", deny_extension: "驳回延期", reply: "办结回复",
     reject_reply: "退回重办", close: "办结", record_callback: "回访", reopen: "重办",
-    merge: "并单", unmerge: "取消并单", escalate: "督办",
+    merge: "并单", unmerge: "取消并单", escalate: "督办", answer: "直接办结",
   };
   const DEADLINES = { normal: "正常", warning: "临期", overdue: "超期" };
   const NAV = [
