@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     intake_rate_limit: int = Field(default=10, ge=1)
     intake_rate_window_seconds: float = Field(default=60.0, gt=0)
+    # per client address or API key, whatever callers it names (an office or a partner system
+    # submits for many citizens)
+    intake_client_rate_limit: int = Field(default=60, ge=1)
     intake_system_departments: str = "hotline"
 
     @field_validator("database_url")

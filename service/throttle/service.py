@@ -3,8 +3,10 @@
 A limit allows `limit` hits per `window` seconds for each key. It is estimated over a sliding
 window from two fixed ones: the current window's count plus the previous window's count weighted
 by the share of it still inside the sliding window (so a client cannot send twice the limit
-across a window boundary). Counting is one atomic upsert (`INSERT ... ON CONFLICT DO UPDATE`),
-so concurrent requests in any number of processes never overshoot the limit.
+across a window boundary). The estimate takes the previous window's hits as evenly spread, so
+after a burst the wait can be up to one and a half windows. Counting is one atomic upsert
+(`INSERT ... ON CONFLICT DO UPDATE`), so concurrent requests in any number of processes never
+overshoot the limit.
 
     retry_after = hit(db_session=s, limit=Limit("intake.caller", 10, 60), key="phone:138...")
     if retry_after is not None: ...  # refused: try again in `retry_after` seconds
@@ -116,7 +118,7 @@ def hit(*, db_session: Session, limit: Limit, key: str, now: float | None = None
     at = _now(now)
     current, previous, weight = _counts(db_session, limit, key, at)
     # hits of the current window still allowed, given the previous window's weighted count
-    cap = limit.limit - math.ceil(previous * weight)
+    cap = math.floor(limit.limit - previous * weight)
     if cap > 0 and _upsert(db_session, limit, key, at, cap=cap):
         return None
     current, previous, weight = _counts(db_session, limit, key, at)
@@ -129,7 +131,7 @@ def exceeded(
     """None while the key has fewer than `limit` recorded hits, else the seconds to wait."""
     at = _now(now)
     current, previous, weight = _counts(db_session, limit, key, at)
-    if current + math.ceil(previous * weight) < limit.limit:
+    if current + previous * weight < limit.limit:
         return None
     return _retry_after(limit, current, previous, weight, at)
 
