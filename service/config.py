@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     # `python -m benchmarks.real_routing` (docs/models.md)
     auto_dispatch_threshold: float = Field(default=0.85, ge=0, le=1.01)
     token_ttl_minutes: int = Field(default=480, ge=5)
+    # Failed sign-ins per account and per client address within the window, counted in the
+    # database across processes; past either, sign-in answers 429 without hashing a password.
+    login_max_failures_per_account: int = Field(default=10, ge=1)
+    login_max_failures_per_address: int = Field(default=30, ge=1)
+    login_failure_window_seconds: float = Field(default=900.0, gt=0)
     session_cookie_secure: bool | None = None
     callback_provider: Literal["agent", "gateway"] = "agent"
     callback_delay_hours: float = Field(default=24.0, ge=0)

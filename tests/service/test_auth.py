@@ -625,3 +625,57 @@ def test_demo_seeding_refuses_an_unknown_department(app_env: str) -> None:
         auth_service.seed_demo_accounts(
             db_session=db_session, password="demo-password", department_codes=["NOPE"]
         )
+
+
+# --- sign-in throttling -------------------------------------------------------------------
+
+
+def _token_status(client: TestClient, username: str, password: str) -> int:
+    response = client.post("/api/v1/auth/token", data={"username": username, "password": password})
+    return response.status_code
+
+
+def test_failed_sign_ins_lock_the_account_and_the_address_in_every_process(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.auth import audit
+
+    monkeypatch.setenv("HOTLINE_LOGIN_MAX_FAILURES_PER_ACCOUNT", "3")
+    monkeypatch.setenv("HOTLINE_LOGIN_MAX_FAILURES_PER_ADDRESS", "5")
+    runtime.get_settings.cache_clear()
+    assert [_token_status(client, "root", f"guess-{i}") for i in range(3)] == [401] * 3
+    locked = client.post("/api/v1/auth/token", data={"username": "root", "password": PASSWORD})
+    assert locked.status_code == 429, "even the right password, once the account is locked"
+    assert locked.json()["error"] == "TooManyRequests"
+    assert 1 <= int(locked.headers["Retry-After"]) <= 1350
+    # another API process, another address: the account stays locked (one shared store)
+    elsewhere = TestClient(create_app(), client=("198.51.100.20", 50000))
+    assert _token_status(elsewhere, "ROOT", PASSWORD) == 429
+    # the address: two more failures on other accounts reach its limit of five
+    assert [_token_status(client, "agent1", "x-guess"), _token_status(client, "nobody", "y")] == [
+        401,
+        401,
+    ]
+    assert _token_status(client, "boss", PASSWORD) == 429, "the address is locked for everyone"
+    assert _token_status(client, "root", PASSWORD) == 429
+    assert _token_status(elsewhere, "boss", PASSWORD) == 200, "not another address"
+    with runtime.get_database().session() as db_session:
+        _, failed = audit.search(db_session=db_session, action="auth.login_failed")
+        throttled, _ = audit.search(db_session=db_session, action="auth.login_throttled")
+    assert failed == 5, "a throttled attempt never reaches the password check"
+    assert {tuple(entry.detail["limits"]) for entry in throttled} == {
+        ("login.account",),
+        ("login.account", "login.address"),
+        ("login.address",),
+    }
+
+
+def test_a_successful_sign_in_clears_the_accounts_failures(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOTLINE_LOGIN_MAX_FAILURES_PER_ACCOUNT", "3")
+    runtime.get_settings.cache_clear()
+    assert [_token_status(client, "boss", "wrong") for _ in range(2)] == [401, 401]
+    assert _token_status(client, "boss", PASSWORD) == 200
+    assert [_token_status(client, "boss", "wrong") for _ in range(3)] == [401, 401, 401]
+    assert _token_status(client, "boss", PASSWORD) == 429
