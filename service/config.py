@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = Field(default=30, ge=1)
     login_failure_window_seconds: float = Field(default=900.0, gt=0)
     session_cookie_secure: bool | None = None
+    # Origins (comma-separated, e.g. https://hotline.example.gov.cn) whose pages may send
+    # cookie-authenticated requests besides the service's own host (service.api.csrf).
+    allowed_origins: str = ""
     callback_provider: Literal["agent", "gateway"] = "agent"
     callback_delay_hours: float = Field(default=24.0, ge=0)
     callback_retry_hours: float = Field(default=4.0, gt=0)

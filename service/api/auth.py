@@ -22,6 +22,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from router.errors import Unauthorized
+from router.orm import utcnow
 from service.api.deps import DbSession
 from service.api.errors import error_body
 from service.api.security import (
@@ -37,7 +38,12 @@ from service.api.security import (
 )
 from service.auth import audit
 from service.auth import service as auth_service
-from service.auth.security import Actor, create_access_token
+from service.auth.security import (
+    Actor,
+    create_access_token,
+    decode_access_token,
+    new_token_id,
+)
 from service.config import Settings, get_settings
 from service.throttle import service as throttle
 from service.throttle.service import Limit
@@ -119,12 +125,22 @@ def _sign_in(request: Request, db_session: DbSession, form: OAuth2PasswordReques
     if user is None:
         raise Unauthorized(BAD_CREDENTIALS)
     ttl = token_ttl(settings)
+    issued_at, token_id = utcnow(), new_token_id()
+    auth_service.start_session(
+        db_session=db_session,
+        user=user,
+        token_id=token_id,
+        issued_at=issued_at,
+        expires_at=issued_at + ttl,
+    )
     token = create_access_token(
         username=user.username,
         role=user.role,
         department_code=user.department_code,
         secret_key=settings.secret_key.get_secret_value(),
         ttl=ttl,
+        now=issued_at,
+        token_id=token_id,
     )
     return TokenRead(access_token=token, expires_in=int(ttl.total_seconds()))
 
@@ -190,10 +206,8 @@ def logout(
     api_key: ApiKeySecret,
     session_token: SessionToken,
 ) -> Response:
-    """Clear the session cookie. Always succeeds, also with an expired or missing session.
-
-    Bearer tokens are not revoked (they are stateless): clients discard them, and they expire.
-    """
+    """Revoke the presented token (bearer or session cookie) at once, in every process, and
+    clear the cookie. Always succeeds, also with an expired or missing session."""
     try:
         actor = resolve_actor(
             db_session=db_session,
@@ -205,6 +219,10 @@ def logout(
     except Unauthorized:
         actor = None
     if actor is not None and actor.kind == "user":
+        token = bearer if bearer is not None else session_token
+        assert token is not None  # a user actor came from one of them
+        claims = decode_access_token(token, secret_key=get_settings().secret_key.get_secret_value())
+        auth_service.revoke_session(db_session=db_session, token_id=claims.token_id)
         audit.record(db_session=db_session, actor=actor, action="auth.logout")
     response = Response(status_code=204)
     response.delete_cookie(
