@@ -30,6 +30,11 @@ citizen back, and can only ever open its own orders (`department_scope`: another
 order is a 404), so HANDLING needs no second check. Nobody needs a phone number in a list: open
 the order. Exports leave the system, so they are masked unless an admin makes them (e.g. for a
 request from the citizen or an authority); the lead records such exports in the audit log.
+
+Deliveries (queue messages and webhooks, `service.delivery.messages`): the lead department (主办)
+receives the caller's name and phone and the appeal's text unmasked, since it calls the citizen
+back; an assisting department (协办) receives them masked (`mask_name`, `mask_phone`, `mask_text`),
+since it works on the problem, not with the caller.
 """
 
 from __future__ import annotations
