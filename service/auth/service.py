@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -289,7 +289,7 @@ def update_user(*, db_session: Session, actor: Actor, user: User, changes: UserC
     """Change an account; audited as `user.update` (naming the fields, never the password).
 
     A deactivated user's tokens stop working at their next request, since every request re-reads
-    the account.
+    the account; a new password revokes all the user's sign-in sessions.
     """
     changed: dict[str, object] = {}
     own_account = actor.kind == "user" and actor.username == user.username
@@ -317,6 +317,12 @@ def update_user(*, db_session: Session, actor: Actor, user: User, changes: UserC
         _check_password(changes.password)
         user.password_hash = hash_password(changes.password)
         changed["password"] = "changed"
+        # whoever held the old password may hold a token too: every session signs in again
+        db_session.execute(
+            update(AuthSession)
+            .where(AuthSession.username == user.username, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
     db_session.flush()
     if changed:
         audit.record(

@@ -770,3 +770,15 @@ def test_another_site_cannot_sign_a_browser_in(browser: TestClient) -> None:
     assert response.status_code == 403 and response.json()["error"] == "CrossSiteRequest"
     assert "set-cookie" not in response.headers
     assert browser.get("/api/v1/auth/me").status_code == 401
+
+
+def test_a_new_password_signs_every_session_of_the_user_out(client: TestClient) -> None:
+    token = sign_in(client, "boss")
+    admin = bearer(sign_in(client, "root"))
+    user_id = _user_id("boss")
+    changed = client.patch(
+        f"/api/v1/users/{user_id}", json={"password": "another-password-1"}, headers=admin
+    )
+    assert changed.status_code == 200, changed.text
+    assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
+    assert client.get("/api/v1/auth/me", headers=admin).status_code == 200
