@@ -80,11 +80,15 @@ class CsrfMiddleware:
             await self.app(scope, receive, send)
             return
         headers: dict[str, str] = {}
+        cookies: list[str] = []  # HTTP/2 clients may send the cookies in several headers
         for key, value in scope.get("headers", []):
-            headers.setdefault(key.decode("latin-1").lower(), value.decode("latin-1"))
+            name = key.decode("latin-1").lower()
+            if name == "cookie":
+                cookies.append(value.decode("latin-1"))
+            headers.setdefault(name, value.decode("latin-1"))
         path = scope.get("path", "")
         cookie_only = (
-            _has_session_cookie(headers.get("cookie", ""))
+            _has_session_cookie("; ".join(cookies))
             and "authorization" not in headers
             and "x-api-key" not in headers
         )
