@@ -3,8 +3,8 @@
     POST /api/v1/callers/history   {"phone": "13812345678", "limit": 20}   newest first
 
 The number is in the body, not the URL: URLs end up in access logs, proxies' logs and browser
-history, a body does not. (The former `GET /api/v1/callers/{phone}/appeals` is gone; no page
-used it.)
+history, a body does not. (The former `GET /api/v1/callers/{phone}/appeals` is removed; the
+console page posts the number as it is typed.)
 
 Agents, supervisors and admins only (a department is refused with 403, as for every role
 check; it reads its own orders through the work-order list). Numbers are matched in the common
