@@ -2,6 +2,7 @@
 
     python -m benchmarks.api_classify [--rate 100] [--duration 30] [--warmup 3]
     python -m benchmarks.api_classify --url http://127.0.0.1:8000 --username agent --password …
+    python -m benchmarks.api_classify --login-flood 9 [--no-login-throttle]
 
 Without ``--url`` it prepares its own embedded deployment under ``var/bench-api-classify/``
 (SQLite, reference data, demo accounts and a demo model trained from a seeded corpus of
@@ -16,6 +17,12 @@ as latency instead of silently lowering the rate (no coordinated omission). Prin
 sent, the rate achieved, errors (transport failures and non-200 answers), latency p50 / p95 /
 p99 / max, the server process's CPU time per request, and the load average: the client shares
 the machine, and so may other jobs.
+
+``--login-flood N`` also sends N failed sign-ins per second (`admin` with wrong passwords, from
+the same address) for the whole measurement, as a password-guessing attack would, and prints how
+they were answered (401: a password was hashed; 429: refused by the sign-in throttle before
+hashing). ``--no-login-throttle`` raises the throttle's limits out of reach in the server it
+starts, which is how the service behaved before it had one.
 """
 
 from __future__ import annotations
@@ -65,8 +72,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _environment(corpus_size: int) -> dict[str, str]:
+def _environment(corpus_size: int, *, login_throttle: bool = True) -> dict[str, str]:
     env = dict(os.environ)
+    if not login_throttle:
+        env["HOTLINE_LOGIN_MAX_FAILURES_PER_ACCOUNT"] = "1000000000"
+        env["HOTLINE_LOGIN_MAX_FAILURES_PER_ADDRESS"] = "1000000000"
     env.update(
         {
             "HOTLINE_ENVIRONMENT": "development",
@@ -243,6 +253,60 @@ async def _load(
     return outcome, time.perf_counter() - start
 
 
+def _flood_payloads(base_url: str, count: int) -> list[bytes]:
+    host = httpx.URL(base_url).netloc.decode()
+    encoded = []
+    for index in range(count):
+        body = f"username=admin&password=guess-{index:06d}".encode()
+        head = (
+            f"POST /api/v1/auth/token HTTP/1.1\r\nHost: {host}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        encoded.append(head.encode() + body)
+    return encoded
+
+
+async def _flood(base_url: str, rate: float, seconds: float, answers: dict[str, int]) -> None:
+    """Failed sign-ins at `rate` per second for `seconds`, counting the answers by status."""
+    total = int(rate * seconds)
+    payloads = _flood_payloads(base_url, total)
+    connections = _Connections(base_url)
+
+    async def one(index: int) -> None:
+        try:
+            status, _ = await asyncio.wait_for(
+                connections.request(payloads[index]), timeout=TIMEOUT * 3
+            )
+            kind = str(status)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+            kind = type(exc).__name__
+        answers[kind] = answers.get(kind, 0) + 1
+
+    start = time.perf_counter()
+    tasks = []
+    for index in range(total):
+        delay = start + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(index)))
+    await asyncio.gather(*tasks)
+    connections.close()
+
+
+async def _measure(
+    base_url: str, payloads: list[bytes], rate: float, seconds: float, flood_rate: float
+) -> tuple[Outcome, float, dict[str, int]]:
+    answers: dict[str, int] = {}
+    if flood_rate <= 0:
+        outcome, elapsed = await _load(base_url, payloads, rate, seconds)
+        return outcome, elapsed, answers
+    (outcome, elapsed), _ = await asyncio.gather(
+        _load(base_url, payloads, rate, seconds), _flood(base_url, flood_rate, seconds, answers)
+    )
+    return outcome, elapsed, answers
+
+
 def _cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process (Linux /proc), None elsewhere."""
     try:
@@ -263,6 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus-size", type=int, default=20000, help="demo model corpus")
     parser.add_argument("--texts", type=int, default=2000, help="distinct request texts")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--login-flood", type=float, default=0.0, help="failed sign-ins per second meanwhile"
+    )
+    parser.add_argument(
+        "--no-login-throttle",
+        action="store_true",
+        help="start the server with the sign-in throttle out of reach (the behaviour before it)",
+    )
     args = parser.parse_args(argv)
 
     server = None
@@ -270,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         base_url = args.url.rstrip("/")
         password = args.password or os.environ.get("HOTLINE_DEMO_PASSWORD", "hotline12345")
     else:
-        env = _environment(args.corpus_size)
+        env = _environment(args.corpus_size, login_throttle=not args.no_login_throttle)
         _prepare(env)
         port = _free_port()
         server = _start_server(env, port)
@@ -291,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_load(base_url, payloads, args.rate, args.warmup))
         load_before = os.getloadavg()
         cpu_before = _cpu_seconds(server.pid) if server else None
-        outcome, elapsed = asyncio.run(_load(base_url, payloads, args.rate, args.duration))
+        outcome, elapsed, flood = asyncio.run(
+            _measure(base_url, payloads, args.rate, args.duration, args.login_flood)
+        )
         cpu_after = _cpu_seconds(server.pid) if server else None
         load_after = os.getloadavg()
     finally:
@@ -320,6 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     if cpu_before is not None and cpu_after is not None:
         per_request = (cpu_after - cpu_before) / max(1, len(ok)) * 1000
         rows.append(("server CPU per request", f"{per_request:.2f} ms"))
+    if args.login_flood > 0:
+        throttle = "off (--no-login-throttle)" if args.no_login_throttle else "on"
+        answered = ", ".join(f"{k}: {v}" for k, v in sorted(flood.items()))
+        rows.append(
+            (f"failed sign-ins at {args.login_flood:g}/s", f"{answered}; throttle {throttle}")
+        )
     rows.append(("load average (1 min)", f"{load_before[0]:.2f} before, {load_after[0]:.2f} after"))
     rows.append(("CPU cores", str(os.cpu_count())))
     width = max(len(name) for name, _ in rows)

@@ -5,11 +5,16 @@
 #   scripts/services.sh status            # one line per service (exit 3 if any is down)
 #   scripts/services.sh stop              # stop what `start` started (idempotent)
 #   scripts/services.sh rabbitmqctl ARGS  # run rabbitmqctl against our node (debugging)
+#   scripts/services.sh config            # this checkout's state dir and node name
+#   scripts/services.sh pg-restart [SECS] # crash-stop PostgreSQL, wait SECS (0), start it again
 #
 # stdout of `start` is only the `export ...` lines; progress goes to stderr.
 #
 # Both services listen on 127.0.0.1 only and keep all state under
-# $HOTLINE_TEST_SERVICES_DIR (default: <repo>/var/test-services). The system
+# $HOTLINE_TEST_SERVICES_DIR (default: /tmp/hotline-test-services-<checkout id>, where the id
+# is derived from the checkout's path: each checkout has its own servers, and a second checkout
+# never finds, reuses or stops the first one's; /tmp because PostgreSQL runs as `postgres`,
+# which may not enter the checkout's parents). The system
 # PostgreSQL cluster / RabbitMQ node (if any) are never touched: we use our own
 # data dirs, ports, Erlang node name, cookie and epmd port.
 #
@@ -21,8 +26,8 @@
 #     and prints URLs with them; when set, a busy port is an error.
 #   HOTLINE_TEST_AMQP_DIST_PORT   Erlang distribution port        (AMQP port + 1)
 #   HOTLINE_TEST_EPMD_PORT        private epmd port               (AMQP port + 2)
-#   HOTLINE_TEST_AMQP_NODENAME    Erlang node name                (hotline-test@localhost)
-#   HOTLINE_TEST_SERVICES_DIR     state directory                 (<repo>/var/test-services)
+#   HOTLINE_TEST_AMQP_NODENAME    Erlang node name                (hotline-test-<checkout id>@localhost)
+#   HOTLINE_TEST_SERVICES_DIR     state directory                 (/tmp/hotline-test-services-<checkout id>)
 #   HOTLINE_TEST_SERVICES_TIMEOUT seconds to wait for each service (60)
 #   HOTLINE_TEST_PG_BINDIR        PostgreSQL bin dir              (newest /usr/lib/postgresql/*/bin)
 #
@@ -46,7 +51,10 @@ set -euo pipefail
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
 
-SVC_DIR=${HOTLINE_TEST_SERVICES_DIR:-$ROOT/var/test-services}
+# 12 hex digits of the SHA-256 of the checkout's real path: stable for a checkout, distinct
+# between checkouts.
+CHECKOUT_ID=$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)
+SVC_DIR=${HOTLINE_TEST_SERVICES_DIR:-/tmp/hotline-test-services-$CHECKOUT_ID}
 PG_PORT=${HOTLINE_TEST_PG_PORT:-54329}
 AMQP_PORT=${HOTLINE_TEST_AMQP_PORT:-56729}
 # May `start` move to other ports when the defaults are taken?
@@ -443,6 +451,25 @@ pg_status() {
     fi
 }
 
+# Crash PostgreSQL (immediate stop: connections cut mid-transaction, as in a server failure),
+# stay down $1 seconds, start it again on the same port and data (the fault tests use this).
+pg_restart() {
+    local down=${1:-0} pid
+    [[ $down =~ ^[0-9]+([.][0-9]+)?$ ]] || die "pg-restart: seconds must be a number, got '$down'"
+    PG_BIN=$(find_pg_bindir)
+    [[ -n $PG_BIN ]] || die "postgres: no PostgreSQL binaries"
+    pid=$(pg_pid) || die "postgres: not running (nothing to restart)"
+    log "postgres: crash-stopping (pid $pid), down for ${down}s ..."
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w -t 30 -s stop </dev/null >&2 ||
+        die "postgres: immediate stop failed"
+    sleep "$down"
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$TIMEOUT" -s start </dev/null >&2 || {
+        show_tail "$PG_LOG"
+        die "postgres: failed to start again"
+    }
+    log "postgres: running again (pid $(pg_pid))"
+}
+
 # --------------------------------------------------------------- rabbitmq ---
 
 # Use the settings a running node was started with (so stop/status work even
@@ -462,7 +489,7 @@ rmq_setup_vars() {
     EPMD_PORT=${HOTLINE_TEST_EPMD_PORT:-$((AMQP_PORT + 2))}
     CTL_PORT_MIN=$((AMQP_PORT + 3))
     CTL_PORT_MAX=$((AMQP_PORT + 12))
-    RMQ_NODENAME=${HOTLINE_TEST_AMQP_NODENAME:-hotline-test@localhost}
+    RMQ_NODENAME=${HOTLINE_TEST_AMQP_NODENAME:-hotline-test-$CHECKOUT_ID@localhost}
     check_port_var HOTLINE_TEST_AMQP_DIST_PORT "$DIST_PORT"
     check_port_var HOTLINE_TEST_EPMD_PORT "$EPMD_PORT"
     check_port_var "rabbitmqctl dist port (HOTLINE_TEST_AMQP_PORT + 12)" "$CTL_PORT_MAX"
@@ -750,7 +777,7 @@ cmd_start() {
 }
 
 usage() {
-    printf 'usage: %s start|stop|status|rabbitmqctl ARGS...\n' "${0##*/}" >&2
+    printf 'usage: %s start|stop|status|config|pg-restart [SECONDS]|rabbitmqctl ARGS...\n' "${0##*/}" >&2
     exit 2
 }
 
@@ -761,6 +788,11 @@ main() {
         rmq_setup_vars
         if pid=$(rmq_pid); then rmq_adopt_running "$pid"; fi
         rmqctl "$@"
+        return
+    fi
+    if (($# >= 1)) && [[ $1 == pg-restart ]]; then
+        (($# <= 2)) || usage
+        pg_restart "${2:-0}" >&2
         return
     fi
     (($# == 1)) || usage
@@ -785,6 +817,10 @@ main() {
             rmq_stop
             pg_stop
         } >&2
+        ;;
+    config)
+        printf 'HOTLINE_TEST_SERVICES_DIR=%s\n' "$SVC_DIR"
+        printf 'HOTLINE_TEST_AMQP_NODENAME=%s\n' "${HOTLINE_TEST_AMQP_NODENAME:-hotline-test-$CHECKOUT_ID@localhost}"
         ;;
     status)
         local rc=0

@@ -8,8 +8,10 @@ cd "$ROOT"
 scripts/bootstrap.sh
 scripts/browser.sh  # Debian's chromium + chromedriver for tests/web (no-op when present)
 
-# Outside the checkout: PostgreSQL runs as `postgres`, which may not enter the clone's parents.
-export HOTLINE_TEST_SERVICES_DIR="${HOTLINE_TEST_SERVICES_DIR:-/tmp/hotline-test-services}"
+# This checkout's own servers (services.sh: a state dir and node name derived from the checkout's
+# path, free ports picked automatically), so two runs from two checkouts on one machine never
+# reuse, or stop, each other's. Exported: the fault tests restart this PostgreSQL.
+eval "export $(scripts/services.sh config | grep '^HOTLINE_TEST_SERVICES_DIR=')"
 started_services=0
 if scripts/services.sh status >/dev/null 2>&1; then started_services=2; fi  # keep a developer's
 cleanup() {

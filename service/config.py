@@ -83,7 +83,15 @@ class Settings(BaseSettings):
     # `python -m benchmarks.real_routing` (docs/models.md)
     auto_dispatch_threshold: float = Field(default=0.85, ge=0, le=1.01)
     token_ttl_minutes: int = Field(default=480, ge=5)
+    # Failed sign-ins per account and per client address within the window, counted in the
+    # database across processes; past either, sign-in answers 429 without hashing a password.
+    login_max_failures_per_account: int = Field(default=10, ge=1)
+    login_max_failures_per_address: int = Field(default=30, ge=1)
+    login_failure_window_seconds: float = Field(default=900.0, gt=0)
     session_cookie_secure: bool | None = None
+    # Origins (comma-separated, e.g. https://hotline.example.gov.cn) whose pages may send
+    # cookie-authenticated requests besides the service's own host (service.api.csrf).
+    allowed_origins: str = ""
     callback_provider: Literal["agent", "gateway"] = "agent"
     callback_delay_hours: float = Field(default=24.0, ge=0)
     callback_retry_hours: float = Field(default=4.0, gt=0)
@@ -110,6 +118,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     intake_rate_limit: int = Field(default=10, ge=1)
     intake_rate_window_seconds: float = Field(default=60.0, gt=0)
+    # per client address or API key, whatever callers it names (an office or a partner system
+    # submits for many citizens)
+    intake_client_rate_limit: int = Field(default=60, ge=1)
     intake_system_departments: str = "hotline"
     # Department assessment (考核, router/assessment): weights of the scored rates as JSON, e.g.
     # HOTLINE_ASSESSMENT_WEIGHTS='{"satisfaction_rate": 40, "closure_on_time_rate": 30}'

@@ -38,7 +38,8 @@ def import_models() -> None:
     import service.channels.models
     import service.delivery.models
     import service.diagnostics
-    import service.outbox  # noqa: F401
+    import service.outbox
+    import service.throttle.models  # noqa: F401
     import training.models  # noqa: F401
 
 

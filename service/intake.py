@@ -22,6 +22,7 @@ from functools import partial
 from typing import cast
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, joinedload
 
 from classifier.errors import ClassifierError
@@ -117,6 +118,11 @@ def _find_duplicates(
             order.site = record.site or ""  # so that other processes need no gazetteer
         with db_session.no_autoflush:
             return detector.check_many(db_session=db_session, records=records)
+    except DBAPIError:
+        # Not advice failing: the database refused or went away, and the transaction (outside
+        # any savepoint) is dead; swallowed, the next flush failed with a 500. Raised, the API
+        # answers 503, the client retries, and triage_pending routes the stored order.
+        raise
     except Exception:  # duplicate detection is advice: it must never block an appeal
         numbers = ", ".join(order.number for order in work_orders)
         log.exception("duplicate check failed for work order(s) %s", numbers)
@@ -133,6 +139,12 @@ def _store_duplicates(
     try:
         with db_session.begin_nested():
             return merges.store_checks(db_session=db_session, checks=checks, fresh=fresh)
+    except DBAPIError as exc:
+        if exc.connection_invalidated or isinstance(exc, OperationalError):
+            raise  # the connection is gone: no savepoint can save the transaction
+        numbers = ", ".join(order.number for order, _ in checks)
+        log.exception("storing duplicate candidates failed for work order(s) %s", numbers)
+        return None
     except Exception:  # advice again: the orders are routed without their candidates
         numbers = ", ".join(order.number for order, _ in checks)
         log.exception("storing duplicate candidates failed for work order(s) %s", numbers)

@@ -31,6 +31,7 @@ from service.api import (
     wechat,
     workorders,
 )
+from service.api.csrf import CsrfMiddleware
 from service.api.errors import install_error_handlers
 from service.api.request_guard import RequestGuardMiddleware
 from service.channels.limits import IntakeLimitsMiddleware
@@ -84,6 +85,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(IntakeLimitsMiddleware)
+    app.add_middleware(CsrfMiddleware)
     app.add_middleware(RequestGuardMiddleware)  # outermost: before any route reads a byte
     app.include_router(health.router)
     app.include_router(system.router)

@@ -1,6 +1,10 @@
 """A caller's earlier appeals, for the agent on the line (and supervisors).
 
-    GET /api/v1/callers/{phone}/appeals?limit=20   newest first
+    POST /api/v1/callers/history   {"phone": "13812345678", "limit": 20}   newest first
+
+The number is in the body, not the URL: URLs end up in access logs, proxies' logs and browser
+history, a body does not. (The former `GET /api/v1/callers/{phone}/appeals` is removed; the
+console page posts the number as it is typed.)
 
 Agents, supervisors and admins only (a department is refused with 403, as for every role
 check; it reads its own orders through the work-order list). Numbers are matched in the common
@@ -14,8 +18,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
 
 from router.workorders import queries
 from router.workorders.workflow import Role
@@ -29,7 +33,11 @@ router = APIRouter(prefix="/api/v1/callers", tags=["callers"])
 
 CallerActor = Annotated[Actor, Depends(require_roles(Role.AGENT, Role.SUPERVISOR, Role.ADMIN))]
 ERRORS: dict[int | str, dict[str, Any]] = {401: {}, 403: {}}
-Phone = Annotated[str, Path(min_length=3, max_length=32, pattern=r"^[0-9+\-() ]{3,32}$")]
+
+
+class CallerHistoryQuery(BaseModel):
+    phone: str = Field(min_length=3, max_length=32, pattern=r"^[0-9+\-() ]{3,32}$")
+    limit: int = Field(default=20, ge=1, le=100)
 
 
 class CallerAppealRead(BaseModel):
@@ -47,15 +55,14 @@ class CallerAppealList(BaseModel):
     items: list[CallerAppealRead]
 
 
-@router.get("/{phone}/appeals", response_model=CallerAppealList, responses=ERRORS)
+@router.post("/history", response_model=CallerAppealList, responses=ERRORS)
 def list_caller_appeals(
-    phone: Phone,
-    db_session: DbSession,
-    actor: CallerActor,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    body: CallerHistoryQuery, db_session: DbSession, actor: CallerActor
 ) -> CallerAppealList:
-    """The caller's appeals, newest first, with where each one stands."""
-    rows = queries.caller_appeals(db_session=db_session, phone=phone, limit=limit)
+    """The caller's appeals, newest first, with where each one stands (reads only: the POST
+    keeps the number out of the URL)."""
+    phone = body.phone
+    rows = queries.caller_appeals(db_session=db_session, phone=phone, limit=body.limit)
     audit.record(
         db_session=db_session,
         actor=actor,

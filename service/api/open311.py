@@ -9,9 +9,10 @@
 Parameters are read by hand (not by FastAPI's validation) so that every error has the Open311
 shape. With `HOTLINE_OPEN311_API_KEYS` set (comma-separated), POST needs one of those keys in
 `api_key`; without it, `api_key` is ignored. An `Idempotency-Key` header makes a retried POST
-return the first result. Each caller (its `phone`, else its IP address) may POST at most
-`HOTLINE_INTAKE_RATE_LIMIT` requests per `HOTLINE_INTAKE_RATE_WINDOW_SECONDS` (429 with
-`Retry-After`).
+return the first result. Each caller (its `phone`) may POST at most `HOTLINE_INTAKE_RATE_LIMIT`
+requests per `HOTLINE_INTAKE_RATE_WINDOW_SECONDS`, and each client (its IP address, and its API
+key) at most `HOTLINE_INTAKE_CLIENT_RATE_LIMIT`, whatever phones it names (429 with
+`Retry-After`; counted in the database, so across every API process).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from starlette.datastructures import State
 
 from classifier.ood import intake_refusal
 from router.catalogue.models import Category
@@ -34,7 +34,7 @@ from router.workorders.workflow import Role
 from service import intake
 from service.api.appeals import REFUSED_TEXT
 from service.api.security import remote_addr
-from service.channels.limits import MAX_TEXT_LENGTH, charset_of, rate_limiter
+from service.channels.limits import MAX_TEXT_LENGTH, charset_of, client_keys, take_intake_hits
 from service.channels.open311 import (
     Open311Error,
     RequestFilter,
@@ -194,7 +194,6 @@ async def create_request(request: Request, fmt: str) -> Response:
         _create,
         form=form,
         settings=settings,
-        state=request.app.state,
         address=remote_addr(request),
         idempotency_key=request.headers.get("idempotency-key"),
     )
@@ -250,13 +249,15 @@ def _coordinate(form: dict[str, str], name: str, bound: float) -> float | None:
     return value
 
 
-def _check_api_key(form: dict[str, str], settings: Settings) -> None:
+def _check_api_key(form: dict[str, str], settings: Settings) -> str | None:
+    """The client's valid API key; None when no keys are configured (any `api_key` ignored)."""
     keys = [k.strip() for k in settings.open311_api_keys.get_secret_value().split(",") if k.strip()]
     if not keys:
-        return
-    given = (form.get("api_key") or "").encode()
-    if not any(hmac.compare_digest(given, key.encode()) for key in keys):
+        return None
+    given = form.get("api_key") or ""
+    if not any(hmac.compare_digest(given.encode(), key.encode()) for key in keys):
         raise Open311Error(403, "api_key 缺失或无效")
+    return given
 
 
 def _caller_name(first: str | None, last: str | None) -> str | None:
@@ -271,11 +272,10 @@ def _create(
     *,
     form: dict[str, str],
     settings: Settings,
-    state: State,
     address: str | None,
     idempotency_key: str | None,
 ) -> tuple[bool, list[dict[str, Any]]]:
-    _check_api_key(form, settings)
+    api_key = _check_api_key(form, settings)
     code = _text(form, "service_code", 16)
     if code is None:
         raise Open311Error(400, "service_code 必填")
@@ -312,8 +312,12 @@ def _create(
             known = workorders.find_by_idempotency_key(db_session=db_session, key=key)
             if known is not None:
                 return False, [_created(known.number)]
-    caller = f"phone:{phone}" if phone else f"ip:{address or 'unknown'}"
-    retry_after = rate_limiter(state, settings).hit(caller)
+    retry_after = take_intake_hits(
+        database,
+        settings,
+        clients=client_keys(address, api_key),
+        callers=[f"phone:{phone}"] if phone else [],
+    )
     if retry_after is not None:
         raise Open311Error(
             429,

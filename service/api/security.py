@@ -7,8 +7,10 @@ Credentials, in order of precedence:
     Cookie hotline_session=<token>  people, through the pages (set by POST /api/v1/auth/login)
 
 A credential that is present but not accepted is a 401 (never a silent fall-through to the next
-one); a signed-in actor without the needed role is a 403. Each request re-reads the user or key,
-so deactivating a user or revoking a key takes effect at once.
+one); a signed-in actor without the needed role is a 403. Each request re-reads the user or key
+and the token's sign-in session (`auth_sessions`, by the token's `jti`), so deactivating a user,
+revoking a key or signing out takes effect at once in every process. Cookie-authenticated
+requests that change something must come from the service's own pages (`service.api.csrf`).
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ def _actor_from_token(db_session: Session, token: str, address: str | None) -> A
     claims = decode_access_token(token, secret_key=get_settings().secret_key.get_secret_value())
     user = auth_service.get_active_user(db_session=db_session, username=claims.username)
     if user is None:  # deleted or deactivated since the token was issued
+        raise Unauthorized(INVALID_TOKEN)
+    session = auth_service.get_active_session(
+        db_session=db_session, token_id=claims.token_id, username=user.username
+    )
+    if session is None:  # signed out (revoked), or never issued by this service
         raise Unauthorized(INVALID_TOKEN)
     return auth_service.actor_for_user(user, remote_addr=address)
 

@@ -9,9 +9,12 @@ Masks keep enough to recognise a value, never enough to use it:
     e-mail     zhangsan@example.com  → z***@example.com
     name       张三丰                → 张**
 
-`mask_text` finds the same kinds of values inside free text (full-width digits included) and
-leaves everything else as it was. Addresses are not masked: they locate the problem, and the
-department needs them.
+`mask_text` finds the same kinds of values inside free text and leaves everything else as it
+was. Before matching, full-width characters and Chinese numerals (一三八一二三四五六七八, 幺 for
+one, common in speech transcripts) read as ASCII digits, zero-width characters are skipped, and
+dots and slashes separate digit groups like spaces and hyphens (`138.1234.5678`, `138/1234/5678`);
+the mask is applied to the original characters. Addresses are not masked: they locate the
+problem, and the department needs them.
 
 Policy (`can_see_personal_data`), by purpose of the access:
 
@@ -30,6 +33,11 @@ audits every unmasked view as `personal_data.view`. Nobody needs a phone number
 in a list: open the order. Exports leave the system, so they are masked unless an admin makes
 them (e.g. for a request from the citizen or an authority); the lead records such exports in
 the audit log.
+
+Deliveries (queue messages and webhooks, `service.delivery.messages`): the lead department (主办)
+receives the caller's name and phone and the appeal's text unmasked, since it calls the citizen
+back; an assisting department (协办) receives them masked (`mask_name`, `mask_phone`, `mask_text`),
+since it works on the problem, not with the caller.
 """
 
 from __future__ import annotations
@@ -75,11 +83,25 @@ def can_see_personal_data(role: str, purpose: Purpose | str = Purpose.HANDLING) 
         return False
 
 
-# Full-width forms fold to ASCII one character for one, so match offsets stay valid in the
-# original text, which is what gets masked.
+# Full-width forms and Chinese numerals fold to ASCII one character for one; zero-width
+# characters are dropped from the matched text, and `_fold` keeps where each kept character came
+# from, so a match in the folded text maps back onto the original, which is what gets masked.
 _FOLD = str.maketrans(
-    {chr(code): chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
+    {chr(code): chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}
+    | {"\u3000": " "}
+    | {numeral: str(value) for value, numeral in enumerate("零一二三四五六七八九")}
+    | {"〇": "0", "幺": "1"}
 )
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
+_SEP = r"[ \-./]?"  # one separator between digit groups
+
+
+def _fold(text: str) -> tuple[str, list[int]]:
+    """The text as matched (folded, zero-width characters left out) and, for each of its
+    characters, its index in `text`."""
+    kept = [i for i, char in enumerate(text) if char not in _ZERO_WIDTH]
+    return "".join(text[i] for i in kept).translate(_FOLD), kept
+
 
 _EMAIL = r"(?P<email>[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,})"
 _ID_CARD = (
@@ -90,7 +112,7 @@ _ID_CARD = (
 _BANK_CARD = r"(?P<bank_card>(?<![0-9])(?:[0-9]{4}[ \-]?){3}[0-9]{4}(?:[ \-]?[0-9]{1,3})?(?![0-9]))"
 _MOBILE = (
     r"(?<![0-9])(?P<country>(?:\+|00)?86[ \-]?)?"
-    r"(?P<mobile>1[3-9][0-9][ \-]?[0-9]{4}[ \-]?[0-9]{4})(?![0-9])"
+    rf"(?P<mobile>1[3-9][0-9]{_SEP}[0-9]{{4}}{_SEP}[0-9]{{4}})(?![0-9])"
 )
 _LANDLINE = (
     r"(?<![0-9])(?P<area>\(?0[0-9]{2,3}\)?[ \-]?)(?P<local>[0-9]{7,8})"
@@ -112,19 +134,22 @@ def _mask_local_number(value: str) -> str:
     return _mask_alnum(value, keep_head=0, keep_tail=4 if digits >= 8 else 2)
 
 
-def _mask_match(original: str, match: re.Match[str]) -> str:
-    """The masked form of one match, built from the original (unfolded) characters."""
+def _mask_match(original: str, kept: list[int], match: re.Match[str]) -> str:
+    """The masked form of one match, built from the original (unfolded) characters; `kept` maps
+    the folded text's indexes to the original's (`_fold`)."""
+
+    def span(start: int, end: int) -> str:
+        return original[kept[start] : kept[end - 1] + 1] if 0 <= start < end else ""
 
     def part(name: str) -> str:
-        start, end = match.span(name)
-        return original[start:end] if start >= 0 else ""
+        return span(*match.span(name))
 
     kind = match.lastgroup
     if match.group("email") is not None:
         local, _, domain = part("email").rpartition("@")
         return f"{local[:1]}***@{domain}"
     if match.group("id_card") is not None or match.group("bank_card") is not None:
-        return _mask_alnum(original[match.start() : match.end()], keep_head=4, keep_tail=4)
+        return _mask_alnum(span(*match.span()), keep_head=4, keep_tail=4)
     if match.group("mobile") is not None:
         return part("country") + _mask_alnum(part("mobile"), keep_head=3, keep_tail=4)
     if match.group("local") is not None:
@@ -138,20 +163,25 @@ def mask_text(text: str | None) -> str | None:
     """Free text with every phone, ID-card and bank-card number and e-mail address masked."""
     if not text:
         return text
-    folded = text.translate(_FOLD)
+    folded, kept = _fold(text)
     pieces: list[str] = []
     last = 0
     for match in _PERSONAL.finditer(folded):
-        pieces.append(text[last : match.start()])
-        pieces.append(_mask_match(text, match))
-        last = match.end()
+        if match.end() == match.start():  # pragma: no cover - no alternative matches empty
+            continue
+        start, end = kept[match.start()], kept[match.end() - 1] + 1
+        pieces.append(text[last:start])
+        pieces.append(_mask_match(text, kept, match))
+        last = end
     pieces.append(text[last:])
     return "".join(pieces)
 
 
 def _mask_whole(pattern: re.Pattern[str], value: str) -> str | None:
-    match = pattern.fullmatch(value.strip().translate(_FOLD))
-    return _mask_match(value.strip(), match) if match else None
+    original = value.strip()
+    folded, kept = _fold(original)
+    match = pattern.fullmatch(folded)
+    return _mask_match(original, kept, match) if match else None
 
 
 def mask_phone(value: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Tables of the access layer: user accounts, department API keys and the audit log.
+"""Tables of the access layer: user accounts, sign-in sessions, department API keys, the audit log.
 
 No secret is stored in clear: passwords as argon2 hashes, API keys as the SHA-256 of the secret
 (the secret is shown once, at creation). The audit log is append-only.
@@ -73,3 +73,19 @@ class AuditEntry(Base):
     target_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuthSession(Base):
+    """One issued access token, by its `jti`: checked on every request, revoked by signing out.
+
+    A token whose row is missing or revoked is refused at once in every process, long before it
+    expires. Rows past `expires_at` refuse themselves and may be deleted.
+    """
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the token's jti
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]

@@ -1,7 +1,8 @@
 """Security primitives: the acting principal, password hashing, signed bearer tokens, API keys.
 
 Passwords are hashed with argon2 (pwdlib); bearer tokens are HS256 JWTs (PyJWT) carrying `sub`
-(username), `role`, `dept`, `iat` and `exp`; API keys are random secrets stored as SHA-256.
+(username), `role`, `dept`, `iat`, `exp` and `jti` (the id of its sign-in session, which the
+`auth_sessions` table can revoke); API keys are random secrets stored as SHA-256.
 Every failure to accept a credential raises `router.errors.Unauthorized`, never anything else.
 """
 
@@ -38,6 +39,7 @@ __all__ = [
     "generate_api_key",
     "hash_api_key",
     "hash_password",
+    "new_token_id",
     "verify_password",
 ]
 
@@ -110,6 +112,12 @@ class TokenClaims:
     department_code: str | None
     issued_at: datetime
     expires_at: datetime
+    token_id: str
+
+
+def new_token_id() -> str:
+    """A token's `jti`: 32 hex digits, the key of its row in `auth_sessions`."""
+    return secrets.token_hex(16)
 
 
 def _signing_key(secret_key: str) -> bytes:
@@ -126,6 +134,7 @@ def create_access_token(
     secret_key: str,
     ttl: timedelta,
     now: datetime | None = None,
+    token_id: str | None = None,
 ) -> str:
     issued_at = now or utcnow()
     claims: dict[str, Any] = {
@@ -134,6 +143,7 @@ def create_access_token(
         "dept": department_code,
         "iat": int(issued_at.timestamp()),
         "exp": int((issued_at + ttl).timestamp()),
+        "jti": token_id or new_token_id(),
     }
     return jwt.encode(claims, _signing_key(secret_key), algorithm=ALGORITHM)
 
@@ -145,7 +155,7 @@ def decode_access_token(token: str, *, secret_key: str) -> TokenClaims:
             token,
             _signing_key(secret_key),
             algorithms=[ALGORITHM],
-            options={"require": ["sub", "exp", "iat"]},
+            options={"require": ["sub", "exp", "iat", "jti"]},
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("登录已过期，请重新登录") from None
@@ -153,6 +163,9 @@ def decode_access_token(token: str, *, secret_key: str) -> TokenClaims:
         raise Unauthorized(INVALID_TOKEN) from None
     username, role, dept = claims.get("sub"), claims.get("role"), claims.get("dept")
     if not isinstance(username, str) or not username or not isinstance(role, str):
+        raise Unauthorized(INVALID_TOKEN)
+    token_id = claims.get("jti")
+    if not isinstance(token_id, str) or not 1 <= len(token_id) <= 32:
         raise Unauthorized(INVALID_TOKEN)
     if dept is not None and not isinstance(dept, str):
         raise Unauthorized(INVALID_TOKEN)
@@ -167,6 +180,7 @@ def decode_access_token(token: str, *, secret_key: str) -> TokenClaims:
         department_code=dept,
         issued_at=issued_at,
         expires_at=expires_at,
+        token_id=token_id,
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from router.errors import Conflict, InvalidInput, NotFound
 from router.orm import utcnow
 from router.workorders.workflow import Role
 from service.auth import audit
-from service.auth.models import ROLES, ApiKey, User
+from service.auth.models import ROLES, ApiKey, AuthSession, User
 from service.auth.security import (
     API_KEY_PREFIX_LENGTH,
     SYSTEM_ACTOR,
@@ -40,6 +40,7 @@ __all__ = [
     "create_user",
     "demo_username",
     "get_active_api_key",
+    "get_active_session",
     "get_active_user",
     "get_api_key_or_raise",
     "get_user",
@@ -48,7 +49,9 @@ __all__ = [
     "list_users",
     "normalize_username",
     "revoke_api_key",
+    "revoke_session",
     "seed_demo_accounts",
+    "start_session",
     "update_user",
 ]
 
@@ -128,6 +131,47 @@ def authenticate(
         target_id=user.id,
     )
     return user
+
+
+# --- sign-in sessions ----------------------------------------------------------------------
+
+
+def start_session(
+    *, db_session: Session, user: User, token_id: str, issued_at: datetime, expires_at: datetime
+) -> AuthSession:
+    """Record an issued token so that it can be revoked; the user's expired sessions are
+    deleted on the way (the table holds live sessions, not a history: the audit log is that)."""
+    db_session.execute(
+        delete(AuthSession).where(
+            AuthSession.username == user.username, AuthSession.expires_at < issued_at
+        )
+    )
+    row = AuthSession(
+        id=token_id, username=user.username, issued_at=issued_at, expires_at=expires_at
+    )
+    db_session.add(row)
+    db_session.flush()
+    return row
+
+
+def get_active_session(
+    *, db_session: Session, token_id: str, username: str, now: datetime | None = None
+) -> AuthSession | None:
+    """The unrevoked, unexpired session of this token and user, or None (checked per request)."""
+    row = db_session.get(AuthSession, token_id)
+    if row is None or row.revoked_at is not None or row.username != username:
+        return None
+    return row if row.expires_at > (now or utcnow()) else None
+
+
+def revoke_session(*, db_session: Session, token_id: str, now: datetime | None = None) -> bool:
+    """Revoke a token at once in every process; whether it was live."""
+    row = db_session.get(AuthSession, token_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = now or utcnow()
+    db_session.flush()
+    return True
 
 
 def actor_for_user(user: User, *, remote_addr: str | None = None) -> Actor:
@@ -245,7 +289,7 @@ def update_user(*, db_session: Session, actor: Actor, user: User, changes: UserC
     """Change an account; audited as `user.update` (naming the fields, never the password).
 
     A deactivated user's tokens stop working at their next request, since every request re-reads
-    the account.
+    the account; a new password revokes all the user's sign-in sessions.
     """
     changed: dict[str, object] = {}
     own_account = actor.kind == "user" and actor.username == user.username
@@ -273,6 +317,12 @@ def update_user(*, db_session: Session, actor: Actor, user: User, changes: UserC
         _check_password(changes.password)
         user.password_hash = hash_password(changes.password)
         changed["password"] = "changed"
+        # whoever held the old password may hold a token too: every session signs in again
+        db_session.execute(
+            update(AuthSession)
+            .where(AuthSession.username == user.username, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
     db_session.flush()
     if changed:
         audit.record(

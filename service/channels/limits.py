@@ -12,36 +12,40 @@
 Errors have the usual `{"error", "detail"}` body, except under `/open311/`, where they have the
 GeoReport v2 shape `[{"code", "description"}]`.
 
-`RateLimiter` is a sliding window per caller key (`wechat:<openid>`, `phone:<number>`,
-`ip:<address>`). It lives in the application object, so the limit holds **per process**: with N
-`hotline serve` processes a caller gets at most N times the limit; put the per-IP limit of the
-reverse proxy in front for a global bound.
+`take_intake_hits` applies the intake rate limits, counted in the database
+(`service.throttle`), so they hold across every `hotline serve` process and host:
+`HOTLINE_INTAKE_RATE_LIMIT` submissions per `HOTLINE_INTAKE_RATE_WINDOW_SECONDS` for each caller
+(`wechat:<openid>`, `phone:<number>`), and `HOTLINE_INTAKE_CLIENT_RATE_LIMIT` per window for
+each client (`ip:<address>`, `api_key:<hash>`), so that varying the caller field a client sends
+does not lift its limit.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
-import threading
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings, get_settings
+from service.db import Database
+from service.throttle import service as throttle
+from service.throttle.service import Limit
 
 __all__ = [
     "INTAKE_PATHS",
     "MAX_TEXT_LENGTH",
     "BodyEncodingError",
     "IntakeLimitsMiddleware",
-    "RateLimiter",
+    "caller_limit",
+    "client_keys",
+    "client_limit",
     "decode_text",
-    "rate_limiter",
     "send_error",
+    "take_intake_hits",
     "too_large_detail",
 ]
 
@@ -115,51 +119,44 @@ def _transcode(body: bytes, media_type: str, charset: str) -> bytes:
     return urlencode(pairs).encode("ascii")
 
 
-class RateLimiter:
-    """A sliding-window limit of `limit` hits per `window` seconds for each key (thread-safe)."""
-
-    def __init__(
-        self,
-        limit: int,
-        window: float,
-        *,
-        max_keys: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_keys = max_keys
-        self._clock = clock
-        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def hit(self, key: str) -> float | None:
-        """Count one hit; None if allowed, else the seconds until the next one would be."""
-        now = self._clock()
-        with self._lock:
-            hits = self._hits.get(key)
-            if hits is None:
-                hits = self._hits[key] = deque()
-                while len(self._hits) > self.max_keys:  # forget the least recently seen
-                    self._hits.popitem(last=False)
-            else:
-                self._hits.move_to_end(key)
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return max(hits[0] + self.window - now, 0.001)
-            hits.append(now)
-            return None
+def caller_limit(settings: Settings) -> Limit:
+    """Submissions of one citizen (phone number, WeChat openid)."""
+    return Limit("intake.caller", settings.intake_rate_limit, settings.intake_rate_window_seconds)
 
 
-def rate_limiter(state: Any, settings: Settings) -> RateLimiter:
-    """The limiter kept on `app.state`, rebuilt when the settings change (tests change them)."""
-    limiter: RateLimiter | None = getattr(state, "intake_rate_limiter", None)
-    wanted = (settings.intake_rate_limit, settings.intake_rate_window_seconds)
-    if limiter is None or (limiter.limit, limiter.window) != wanted:
-        limiter = RateLimiter(*wanted)
-        state.intake_rate_limiter = limiter
-    return limiter
+def client_limit(settings: Settings) -> Limit:
+    """Submissions of one client (IP address, Open311 API key), whatever callers it names."""
+    return Limit(
+        "intake.client", settings.intake_client_rate_limit, settings.intake_rate_window_seconds
+    )
+
+
+def client_keys(address: str | None, api_key: str | None = None) -> list[str]:
+    """The client keys of a request: its address and, when given, its API key (hashed)."""
+    keys = [f"ip:{address or 'unknown'}"]
+    if api_key:
+        keys.append(f"api_key:{hashlib.sha256(api_key.encode()).hexdigest()[:32]}")
+    return keys
+
+
+def take_intake_hits(
+    database: Database,
+    settings: Settings,
+    *,
+    callers: Sequence[str] = (),
+    clients: Sequence[str] = (),
+) -> float | None:
+    """Count one submission for each client and caller key; None if every limit allows it, else
+    the seconds to wait. Clients are counted first: a client over its limit uses up nothing of
+    its callers'."""
+    hits = [(client_limit(settings), key) for key in clients]
+    hits += [(caller_limit(settings), key) for key in callers]
+    for limit, key in hits:
+        with database.session() as db_session:
+            retry_after = throttle.hit(db_session=db_session, limit=limit, key=key)
+        if retry_after is not None:
+            return retry_after
+    return None
 
 
 def _error_body(path: str, status: int, name: str, detail: str) -> bytes:

@@ -15,6 +15,11 @@ Body (UTF-8 JSON, keys sorted, no insignificant whitespace)::
     }
 
 Times are ISO 8601 in UTC. The department accepts (签收) through the API with the order number.
+
+Personal data goes to the lead department only: it calls the citizen back. An assisting
+department (协办) gets `caller_name` and `caller_phone` masked and every phone, ID-card and
+bank-card number and e-mail address in `title` and `text` masked (`service.auth.masking`); it
+works on the problem, not with the caller.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from router.workorders.models import Appeal, WorkOrder
+from service.auth.masking import mask_name, mask_phone, mask_text
 
 __all__ = ["MESSAGE_TYPE", "MESSAGE_VERSION", "build_message", "encode"]
 
@@ -45,6 +51,19 @@ def build_message(
     appeal: Appeal,
 ) -> dict[str, Any]:
     role = "lead" if department_code == work_order.department_code else "assisting"
+    personal = {
+        "title": appeal.title,
+        "text": appeal.text,
+        "caller_name": appeal.caller_name,
+        "caller_phone": appeal.caller_phone,
+    }
+    if role != "lead":
+        personal = {
+            "title": mask_text(appeal.title),
+            "text": mask_text(appeal.text),
+            "caller_name": mask_name(appeal.caller_name),
+            "caller_phone": mask_phone(appeal.caller_phone),
+        }
     return {
         "type": MESSAGE_TYPE,
         "version": MESSAGE_VERSION,
@@ -68,11 +87,11 @@ def build_message(
         },
         "appeal": {
             "channel": appeal.channel,
-            "title": appeal.title,
-            "text": appeal.text,
+            "title": personal["title"],
+            "text": personal["text"],
             "appeal_type": appeal.appeal_type,
-            "caller_name": appeal.caller_name,
-            "caller_phone": appeal.caller_phone,
+            "caller_name": personal["caller_name"],
+            "caller_phone": personal["caller_phone"],
             "address": appeal.address,
             "latitude": appeal.latitude,
             "longitude": appeal.longitude,

@@ -181,6 +181,7 @@ def _token(**overrides: object) -> str:
         "dept": None,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(minutes=5)).timestamp()),
+        "jti": "a" * 32,
     }
     claims.update(overrides)
     from service.auth.security import _signing_key
@@ -208,6 +209,8 @@ BAD_TOKENS = {
     "role-not-a-string": _token(role=["admin"]),
     "dept-not-a-string": _token(dept=7),
     "unknown-user": _token(sub="nobody"),
+    "no-session": _token(jti="0" * 32),  # well signed, but never issued: no sign-in session
+    "no-jti": _token(jti=...),
 }
 
 
@@ -260,8 +263,11 @@ def _user_id(username: str) -> int:
 
 @pytest.fixture
 def browser(client: TestClient) -> TestClient:
-    # Outside development the cookie is Secure, so the browser must be on HTTPS.
-    return TestClient(client.app, base_url="https://testserver")
+    # Outside development the cookie is Secure, so the browser must be on HTTPS. A browser sends
+    # its page's origin with every POST; the service refuses cookie-authenticated ones without.
+    return TestClient(
+        client.app, base_url="https://testserver", headers={"Origin": "https://testserver"}
+    )
 
 
 def test_login_sets_an_httponly_session_cookie_that_the_pages_use(browser: TestClient) -> None:
@@ -625,3 +631,154 @@ def test_demo_seeding_refuses_an_unknown_department(app_env: str) -> None:
         auth_service.seed_demo_accounts(
             db_session=db_session, password="demo-password", department_codes=["NOPE"]
         )
+
+
+# --- sign-in throttling -------------------------------------------------------------------
+
+
+def _token_status(client: TestClient, username: str, password: str) -> int:
+    response = client.post("/api/v1/auth/token", data={"username": username, "password": password})
+    return response.status_code
+
+
+def test_failed_sign_ins_lock_the_account_and_the_address_in_every_process(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.auth import audit
+
+    monkeypatch.setenv("HOTLINE_LOGIN_MAX_FAILURES_PER_ACCOUNT", "3")
+    monkeypatch.setenv("HOTLINE_LOGIN_MAX_FAILURES_PER_ADDRESS", "5")
+    runtime.get_settings.cache_clear()
+    assert [_token_status(client, "root", f"guess-{i}") for i in range(3)] == [401] * 3
+    locked = client.post("/api/v1/auth/token", data={"username": "root", "password": PASSWORD})
+    assert locked.status_code == 429, "even the right password, once the account is locked"
+    assert locked.json()["error"] == "TooManyRequests"
+    assert 1 <= int(locked.headers["Retry-After"]) <= 1350
+    # another API process, another address: the account stays locked (one shared store)
+    elsewhere = TestClient(create_app(), client=("198.51.100.20", 50000))
+    assert _token_status(elsewhere, "ROOT", PASSWORD) == 429
+    # the address: two more failures on other accounts reach its limit of five
+    assert [_token_status(client, "agent1", "x-guess"), _token_status(client, "nobody", "y")] == [
+        401,
+        401,
+    ]
+    assert _token_status(client, "boss", PASSWORD) == 429, "the address is locked for everyone"
+    assert _token_status(client, "root", PASSWORD) == 429
+    assert _token_status(elsewhere, "boss", PASSWORD) == 200, "not another address"
+    with runtime.get_database().session() as db_session:
+        _, failed = audit.search(db_session=db_session, action="auth.login_failed")
+        throttled, _ = audit.search(db_session=db_session, action="auth.login_throttled")
+    assert failed == 5, "a throttled attempt never reaches the password check"
+    assert {tuple(entry.detail["limits"]) for entry in throttled} == {
+        ("login.account",),
+        ("login.account", "login.address"),
+        ("login.address",),
+    }
+
+
+def test_a_successful_sign_in_clears_the_accounts_failures(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOTLINE_LOGIN_MAX_FAILURES_PER_ACCOUNT", "3")
+    runtime.get_settings.cache_clear()
+    assert [_token_status(client, "boss", "wrong") for _ in range(2)] == [401, 401]
+    assert _token_status(client, "boss", PASSWORD) == 200
+    assert [_token_status(client, "boss", "wrong") for _ in range(3)] == [401, 401, 401]
+    assert _token_status(client, "boss", PASSWORD) == 429
+
+
+# --- sessions: revocation and cross-site requests ------------------------------------------
+
+
+def test_logout_revokes_a_bearer_token_at_once_in_every_process(client: TestClient) -> None:
+    token = sign_in(client, "boss")
+    other_process = TestClient(create_app())
+    assert other_process.get("/api/v1/auth/me", headers=bearer(token)).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=bearer(token)).status_code == 204
+    refused = other_process.get("/api/v1/auth/me", headers=bearer(token))
+    assert refused.status_code == 401 and refused.json()["error"] == "Unauthorized"
+    assert client.get("/api/v1/auth/me", headers=bearer(sign_in(client, "boss"))).status_code == 200
+
+
+def test_logout_revokes_the_session_cookie_even_if_the_browser_keeps_it(
+    browser: TestClient,
+) -> None:
+    browser.post("/api/v1/auth/login", data={"username": "boss", "password": PASSWORD})
+    stolen = browser.cookies["hotline_session"]
+    assert browser.post("/api/v1/auth/logout").status_code == 204
+    browser.cookies.set("hotline_session", stolen)
+    assert browser.get("/api/v1/auth/me").status_code == 401
+    assert browser.get("/api/v1/auth/me", headers=bearer(stolen)).status_code == 401
+
+
+NEW_USER = {"username": "csrf-victim", "password": "long-enough-1", "role": "agent"}
+
+
+def test_cookie_authenticated_changes_must_come_from_the_services_own_pages(
+    browser: TestClient,
+) -> None:
+    browser.post("/api/v1/auth/login", data={"username": "root", "password": PASSWORD})
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "", "Referer": "https://evil.example/page"},
+        {"Origin": ""},  # neither header: refused as well
+    ):
+        refused = browser.post("/api/v1/users", json=NEW_USER, headers=headers)
+        assert refused.status_code == 403, headers
+        assert refused.json()["error"] == "CrossSiteRequest"
+    with runtime.get_database().session() as db_session:
+        assert auth_service.get_user(db_session=db_session, username="csrf-victim") is None
+    from_referer = browser.post(
+        "/api/v1/users", json=NEW_USER, headers={"Origin": "", "Referer": "https://testserver/x"}
+    )
+    assert from_referer.status_code == 201, from_referer.text
+    assert (
+        browser.get("/api/v1/auth/me", headers={"Origin": "https://evil.example"}).status_code
+        == 200
+    )
+
+
+def test_bearer_and_api_key_clients_are_not_subject_to_the_origin_check(
+    client: TestClient,
+) -> None:
+    token = sign_in(client, "root")
+    headers = bearer(token) | {"Origin": "https://elsewhere.example"}
+    created = client.post("/api/v1/users", json=NEW_USER, headers=headers)
+    assert created.status_code == 201, created.text
+
+
+def test_allowed_origins_may_send_cookie_authenticated_requests(
+    browser: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOTLINE_ALLOWED_ORIGINS", "https://hotline.example.gov.cn")
+    runtime.get_settings.cache_clear()
+    browser.post("/api/v1/auth/login", data={"username": "root", "password": PASSWORD})
+    answer = browser.post(
+        "/api/v1/users", json=NEW_USER, headers={"Origin": "https://hotline.example.gov.cn"}
+    )
+    assert answer.status_code == 201, answer.text
+
+
+def test_another_site_cannot_sign_a_browser_in(browser: TestClient) -> None:
+    """Login CSRF: the attacker's account in the victim's browser."""
+    response = browser.post(
+        "/api/v1/auth/login",
+        data={"username": "boss", "password": PASSWORD},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert response.status_code == 403 and response.json()["error"] == "CrossSiteRequest"
+    assert "set-cookie" not in response.headers
+    assert browser.get("/api/v1/auth/me").status_code == 401
+
+
+def test_a_new_password_signs_every_session_of_the_user_out(client: TestClient) -> None:
+    token = sign_in(client, "boss")
+    admin = bearer(sign_in(client, "root"))
+    user_id = _user_id("boss")
+    changed = client.patch(
+        f"/api/v1/users/{user_id}", json={"password": "another-password-1"}, headers=admin
+    )
+    assert changed.status_code == 200, changed.text
+    assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
+    assert client.get("/api/v1/auth/me", headers=admin).status_code == 200

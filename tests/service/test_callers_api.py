@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from router.workorders.queries import phone_spellings
 from service import runtime
@@ -30,7 +31,9 @@ def test_history_lists_the_callers_appeals_newest_first_in_any_spelling(
     appeal(client, login, "13900001111", "别人的诉求：噪音扰民")
     second = appeal(client, login, "138-1234-5678", "小区路灯坏了，回电13812345678")
 
-    response = client.get("/api/v1/callers/+86 138 1234 5678/appeals", headers=login("agent"))
+    response = client.post(
+        "/api/v1/callers/history", json={"phone": "+86 138 1234 5678"}, headers=login("agent")
+    )
 
     assert response.status_code == 200, response.text
     items = response.json()["items"]
@@ -38,8 +41,10 @@ def test_history_lists_the_callers_appeals_newest_first_in_any_spelling(
     assert items[0]["state"] == "review" and items[0]["channel"] == "phone"
     assert items[0]["text"] == "小区路灯坏了，回电138****5678"
     assert "430102199001011234" not in items[1]["text"]
-    limited = client.get(
-        "/api/v1/callers/13812345678/appeals", params={"limit": 1}, headers=login("supervisor")
+    limited = client.post(
+        "/api/v1/callers/history",
+        json={"phone": "13812345678", "limit": 1},
+        headers=login("supervisor"),
     )
     assert [item["number"] for item in limited.json()["items"]] == [second]
     with runtime.get_database().session() as db_session:
@@ -51,13 +56,35 @@ def test_history_lists_the_callers_appeals_newest_first_in_any_spelling(
 def test_unknown_caller_has_no_history_and_departments_are_refused(
     client: TestClient, login: Login
 ) -> None:
-    empty = client.get("/api/v1/callers/13700000000/appeals", headers=login("admin"))
+    def history(phone: str, headers: dict[str, str]) -> Response:
+        return client.post("/api/v1/callers/history", json={"phone": phone}, headers=headers)
+
+    empty = history("13700000000", login("admin"))
     assert empty.status_code == 200 and empty.json() == {"items": []}
-    refused = client.get("/api/v1/callers/13700000000/appeals", headers=login("dept_housing"))
+    refused = history("13700000000", login("dept_housing"))
     assert refused.status_code == 403 and refused.json()["error"] == "Forbidden"
-    assert client.get("/api/v1/callers/13700000000/appeals").status_code == 401
-    bad = client.get("/api/v1/callers/abc/appeals", headers=login("agent"))
-    assert bad.status_code == 422
+    assert history("13700000000", {}).status_code == 401
+    assert history("abc", login("agent")).status_code == 422
+
+
+def test_the_callers_number_never_appears_in_the_url(
+    client: TestClient, login: Login, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The access log and proxies see the URL: the lookup takes the number in its body."""
+    schema = client.get("/openapi.json").json()
+    caller_paths = [path for path in schema["paths"] if path.startswith("/api/v1/callers")]
+    assert caller_paths == ["/api/v1/callers/history"]
+    assert "get" not in schema["paths"]["/api/v1/callers/history"]
+    assert not any(
+        parameter["in"] in ("path", "query")
+        for operation in schema["paths"]["/api/v1/callers/history"].values()
+        for parameter in operation.get("parameters", [])
+    )
+    old = client.get("/api/v1/callers/13812345678/appeals", headers=login("agent"))
+    assert old.status_code in (404, 405)
+    caplog.set_level("INFO", logger="httpx")
+    client.post("/api/v1/callers/history", json={"phone": "13812345678"}, headers=login("agent"))
+    assert "13812345678" not in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ tests are using.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import uuid
@@ -299,10 +300,21 @@ def add_department(database: Database, code: str) -> None:
         session.add(Department(code=code, name=f"部门 {code}", kind="city", delivery="queue"))
 
 
-def dispatch(database: Database, code: str, text: str, *, assisting: tuple[str, ...] = ()) -> str:
+def dispatch(
+    database: Database,
+    code: str,
+    text: str,
+    *,
+    assisting: tuple[str, ...] = (),
+    caller_phone: str | None = None,
+    caller_name: str | None = None,
+) -> str:
     """An appeal dispatched to `code` (and assisting departments); returns the order number."""
+    appeal = AppealInput(
+        channel="web", text=text, caller_phone=caller_phone, caller_name=caller_name
+    )
     with database.session() as session:
-        order, _ = receive_appeal(db_session=session, appeal=AppealInput(channel="web", text=text))
+        order, _ = receive_appeal(db_session=session, appeal=appeal)
         order.department_code = code
         order.assisting_department_codes = list(assisting)
         act(db_session=session, work_order=order, action="dispatch", actor="a1", role="agent")
@@ -385,6 +397,35 @@ def test_each_dispatch_reaches_its_department_exactly_once(
     with database.session() as session:
         statuses = session.scalars(select(Delivery.status)).all()
         assert statuses == ["sent"] * 5
+
+
+def test_only_the_lead_department_receives_the_callers_personal_data(
+    database: Database, amqp_url: str, topology: Topology
+) -> None:
+    lead, assisting = topology.code("housing"), topology.code("police")
+    add_department(database, lead)
+    add_department(database, assisting)
+    text = "楼道堆物，身份证430102199001011234，回电13812345678"
+    dispatch(
+        database,
+        lead,
+        text,
+        assisting=(assisting,),
+        caller_phone="13812345678",
+        caller_name="张三丰",
+    )
+    with topology.publisher(amqp_url) as publisher:
+        Worker(database, publisher).run()
+    ((_, lead_body),) = drain(amqp_url, topology.queue(lead))
+    ((_, assisting_body),) = drain(amqp_url, topology.queue(assisting))
+    to_lead, to_assisting = json.loads(lead_body)["appeal"], json.loads(assisting_body)["appeal"]
+    assert to_lead["caller_phone"] == "13812345678" and to_lead["caller_name"] == "张三丰"
+    assert to_lead["text"] == text
+    assert to_assisting["caller_phone"] == "138****5678"
+    assert to_assisting["caller_name"] == "张**"
+    assert "430102199001011234" not in assisting_body.decode()
+    assert "13812345678" not in assisting_body.decode()
+    assert to_assisting["text"] == "楼道堆物，身份证4301**********1234，回电138****5678"
 
 
 def test_recording_the_same_dispatch_twice_delivers_once(

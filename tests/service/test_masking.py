@@ -143,3 +143,28 @@ def test_who_sees_personal_data_unmasked(
 
 def test_an_unknown_purpose_sees_nothing() -> None:
     assert can_see_personal_data("admin", "curiosity") is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("回电138.1234.5678谢谢", "回电138.****.5678谢谢"),
+        ("回电138/1234/5678", "回电138/****/5678"),
+        ("1\u200b3\u200b8\u200b1234\u200b5678", "1\u200b3\u200b8\u200b****\u200b5678"),
+        ("138\u200d1234\u20605678。", "138\u200d****\u20605678。"),
+        ("我的电话是一三八一二三四五六七八", "我的电话是一三八****五六七八"),
+        ("号码幺三八一二三四五六七八", "号码幺三八****五六七八"),
+        ("身份证四三零一零二一九九零零一零一一二三四", "身份证四三零一**********一二三四"),
+        ("一二三四五六七八", "一二三四五六七八"),
+        ("三三两两来了一百多人", "三三两两来了一百多人"),
+    ],
+)
+def test_numbers_written_with_dots_slashes_zero_width_or_chinese_numerals_are_masked(
+    raw: str, masked: str
+) -> None:
+    assert mask_text(raw) == masked
+
+
+def test_a_phone_field_in_those_spellings_is_masked() -> None:
+    assert mask_phone("138.1234.5678") == "138.****.5678"
+    assert mask_phone("一三八一二三四五六七八") == "一三八****五六七八"

@@ -21,10 +21,11 @@ EXTERNAL = re.compile(r"""(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}""", re.IGNORECASE
 
 @pytest.fixture
 def browser_client(plain_http: str) -> TestClient:
-    """A client that keeps cookies, like a browser (plain HTTP, so the cookie is not Secure)."""
+    """A client that keeps cookies, like a browser (plain HTTP, so the cookie is not Secure), and
+    sends its page's origin with each POST, as browsers do."""
     from service.api.app import create_app
 
-    return TestClient(create_app())
+    return TestClient(create_app(), headers={"Origin": "http://testserver"})
 
 
 def sign_in(client: TestClient, username: str) -> None:

@@ -164,7 +164,8 @@
   }
 
   async function callerAppeals(phone) {
-    return api("GET", `/api/v1/callers/${encodeURIComponent(phone)}/appeals`);
+    // POST: the number stays out of URLs (access logs, proxies, browser history).
+    return api("POST", "/api/v1/callers/history", { phone });
   }
 
   const phoneInput = $("#caller-phone");

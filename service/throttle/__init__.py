@@ -1,0 +1,1 @@
+"""Rate limits shared by every API process and host, counted in the database."""
