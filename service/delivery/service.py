@@ -41,6 +41,7 @@ from service.delivery.errors import PermanentDeliveryError, TransientDeliveryErr
 from service.delivery.messages import MESSAGE_TYPE, build_message, encode
 from service.delivery.models import CHANNELS, DEAD_LETTER_KINDS, DeadLetter, Delivery
 from service.delivery.webhook import deliver_webhook, department_secret
+from service.observability.context import current_request_id
 from service.worker import names
 
 __all__ = [
@@ -404,6 +405,7 @@ def _send(
         appeal = db_session.get(Appeal, work_order.appeal_id)
     if appeal is None:
         raise NotFound(f"appeal {work_order.appeal_id} not found")
+    request_id = current_request_id()  # of the request that dispatched it (a task header)
     message = build_message(
         delivery_id=row.delivery_key,
         dispatch_id=row.dispatch_id,
@@ -424,6 +426,7 @@ def _send(
                 "x-hotline-dispatch-id": row.dispatch_id,
                 "x-hotline-work-order": work_order.number,
                 "x-hotline-department": row.department_code,
+                **({"x-request-id": request_id} if request_id else {}),
             },
         )
         return
@@ -442,6 +445,7 @@ def _send(
         client=http_client,
         timeout=webhook_timeout,
         delivery_id=row.delivery_key,
+        request_id=request_id,
     )
 
 

@@ -17,6 +17,7 @@ from kombu import Exchange, Queue
 
 from service.config import Settings
 from service.worker import names
+from service.worker import observability as _observability  # noqa: F401  (connects the signals)
 
 QUEUES = ("dispatch", "deadlines", "callbacks", "training", "default")
 
