@@ -148,6 +148,8 @@ def worker(
     _require_database()
     celery_app.worker_main(
         [
+            # the start-up banner is not a log record: left out of a JSON log
+            *(["--quiet"] if settings.log_format == "json" else []),
             "worker",
             "--loglevel",
             settings.log_level.upper(),

@@ -104,5 +104,7 @@ def dict_config(*, level: str, log_format: str) -> dict[str, Any]:
 
 
 def configure(*, level: str, log_format: str) -> None:
-    """Set up logging for this process (replacing any earlier set-up of the root logger)."""
+    """Set up logging for this process (replacing any earlier set-up of the root logger);
+    warnings are logged too, so that a JSON log holds nothing but JSON lines."""
     logging.config.dictConfig(dict_config(level=level, log_format=log_format))
+    logging.captureWarnings(True)
