@@ -70,8 +70,11 @@ def instrument_engine(engine: Any, settings: Settings) -> bool:
     module = _module("opentelemetry.instrumentation.sqlalchemy")
     if module is None:
         return False
-    module.SQLAlchemyInstrumentor().instrument(engine=engine)
-    return True
+    # It checks the installed SQLAlchemy against the range it supports (0.66b2: below 2.1) and
+    # logs a warning instead of instrumenting outside it; forcing it needs greenlet.
+    instrumentor = module.SQLAlchemyInstrumentor()
+    instrumentor.instrument(engine=engine)
+    return bool(instrumentor.is_instrumented_by_opentelemetry)
 
 
 def instrument_celery(settings: Settings) -> bool:
