@@ -331,3 +331,70 @@ def test_a_task_run_by_a_real_worker_is_counted(
     started = [line for line in lines if line["logger"] == "service.worker.tasks"]
     assert started, lines[-5:]
     assert {line["request_id"] for line in started} == {"probe-request-1"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_serve_with_two_workers_reports_both_processes_in_every_scrape(
+    seeded_env: str, tmp_path: Path, python: str
+) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "HOTLINE_DATABASE_URL": seeded_env,
+        "HOTLINE_METRICS_TOKEN": TOKEN,
+        "HOTLINE_METRICS_DIR": str(tmp_path / "metrics"),
+        "HOTLINE_PORT": str(port),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str, **headers: str) -> tuple[int, str]:
+        request = urllib.request.Request(base + path, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except OSError:
+            return 0, ""
+
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [python, "-m", "service.cli", "serve", "--workers", "2"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            assert wait_for(lambda: get("/healthz")[0] == 200, timeout=90, interval=0.5), (
+                log_path.read_text()[-3000:]
+            )
+            from concurrent.futures import ThreadPoolExecutor
+
+            # concurrent connections: both processes take some
+            with ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(lambda _: get("/healthz")[0], range(200)))
+            assert statuses == [200] * 200
+            served = [
+                path
+                for path in (tmp_path / "metrics").glob("histogram_*.db")
+                if b"/healthz" in path.read_bytes()
+            ]
+            assert len(served) == 2, f"not both processes served requests: {served}"
+            counts = set()
+            for _ in range(6):
+                status, body = get("/metrics", Authorization=f"Bearer {TOKEN}")
+                assert status == 200
+                route = {"method": "GET", "route": "/healthz", "status": "200"}
+                counts.add(
+                    value(samples(body), "hotline_http_request_duration_seconds_count", **route)
+                )
+            assert counts == {201.0}, counts  # whichever process answers: the sum of both
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
