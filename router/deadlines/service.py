@@ -380,7 +380,7 @@ def on_time_rates(
     _require_aware(since, "since")
     _require_aware(now, "now")
     figures: dict[str, float | None] = {}
-    rows = []
+    rows: list[Any] = []
     for done, deadline in (
         (WorkOrder.accepted_at, WorkOrder.accept_deadline_at),
         (WorkOrder.replied_at, WorkOrder.deadline_at),

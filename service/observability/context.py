@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from typing import cast
 
 __all__ = [
     "HEADER",
@@ -77,13 +78,12 @@ _UNSET = object()
 @contextmanager
 def bound(*, request_id: object = _UNSET, work_order: object = _UNSET) -> Iterator[None]:
     """Bind the request id and/or the work-order number for the duration of the block."""
-    tokens = []
-    if request_id is not _UNSET:
-        tokens.append((_request_id, _request_id.set(request_id)))  # type: ignore[arg-type]
-    if work_order is not _UNSET:
-        tokens.append((_work_order, _work_order.set(work_order)))  # type: ignore[arg-type]
+    tokens: list[tuple[ContextVar[str | None], Token[str | None]]] = []
+    for variable, value in ((_request_id, request_id), (_work_order, work_order)):
+        if value is not _UNSET:
+            tokens.append((variable, variable.set(cast(str | None, value))))
     try:
         yield
     finally:
         for variable, token in reversed(tokens):
-            variable.reset(token)  # type: ignore[attr-defined]
+            variable.reset(token)
