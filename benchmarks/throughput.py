@@ -2,7 +2,7 @@
 
     python -m benchmarks.throughput [--duration 60] [--rate 200] [--producers 2] [--threads 64]
         [--workers 1] [--worker-concurrency 2] [--database-url URL] [--amqp-url URL]
-        [--model-dir DIR]
+        [--model-dir DIR] [--observability off|on] [--compare-observability PAIRS]
 
 URLs default to HOTLINE_TEST_POSTGRES_URL and HOTLINE_TEST_AMQP_URL (what `scripts/services.sh
 start` prints). Use private instances: the department queues are purged before the run and
@@ -23,6 +23,14 @@ reached department queues (unique message ids, duplicates, lead-department messa
 equal the appeals accepted), how many were delivered within the window, the drain time, intake
 latency and intake-to-queue latency percentiles, and CPU seconds per stage. Exit status 1 when
 delivered != accepted.
+
+`--observability on` runs it as production runs with metrics and JSON logs: Prometheus metrics in
+multi-process mode, JSON logs at INFO (one line per appeal, the workers' task lines) written to
+files; off (the default) records no metrics and logs warnings only. `--compare-observability
+PAIRS` runs off then on PAIRS times, prints the intake and worker CPU per appeal of each run and
+the median difference, and measures the observability code alone (the intake metrics and one
+masked JSON log line per appeal, in a loop in a separate process), which a shared machine's noise
+cannot blur.
 """
 
 from __future__ import annotations
