@@ -2,7 +2,7 @@
 
     python -m benchmarks.throughput [--duration 60] [--rate 200] [--producers 2] [--threads 64]
         [--workers 1] [--worker-concurrency 2] [--database-url URL] [--amqp-url URL]
-        [--model-dir DIR]
+        [--model-dir DIR] [--observability off|on] [--compare-observability PAIRS]
 
 URLs default to HOTLINE_TEST_POSTGRES_URL and HOTLINE_TEST_AMQP_URL (what `scripts/services.sh
 start` prints). Use private instances: the department queues are purged before the run and
@@ -23,6 +23,14 @@ reached department queues (unique message ids, duplicates, lead-department messa
 equal the appeals accepted), how many were delivered within the window, the drain time, intake
 latency and intake-to-queue latency percentiles, and CPU seconds per stage. Exit status 1 when
 delivered != accepted.
+
+`--observability on` runs it as production runs with metrics and JSON logs: Prometheus metrics in
+multi-process mode, JSON logs at INFO (one line per appeal, the workers' task lines) written to
+files; off (the default) records no metrics and logs warnings only. `--compare-observability
+PAIRS` runs off then on PAIRS times, prints the intake and worker CPU per appeal of each run and
+the median difference, and measures the observability code alone (the intake metrics and one
+masked JSON log line per appeal, in a loop in a separate process), which a shared machine's noise
+cannot blur.
 """
 
 from __future__ import annotations
@@ -89,6 +97,11 @@ def _producer(
 
     runtime.reset()
     settings = get_settings()
+    if settings.log_format == "json":  # observability on: log as `hotline serve` does, to a file
+        from service.observability import logs
+
+        sys.stderr = open(os.environ["BENCH_LOG_FILE"], "a", buffering=1)  # noqa: SIM115
+        logs.configure(level=settings.log_level, log_format=settings.log_format)
     database = runtime.get_database()
     classification.suggest(model_dir=settings.model_dir, text=texts[0][1])  # load the model
     intake.warm_duplicate_index(database, settings)  # as the API does at start-up
@@ -296,14 +309,100 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("HOTLINE_TEST_SERVICES_DIR", ""),
         help="directory of the PostgreSQL/RabbitMQ data, to measure their CPU (optional)",
     )
+    parser.add_argument(
+        "--observability",
+        choices=("off", "on"),
+        default="off",
+        help="on: Prometheus metrics (multi-process mode) and JSON logs at INFO, as in production",
+    )
+    parser.add_argument(
+        "--compare-observability",
+        type=int,
+        default=0,
+        metavar="PAIRS",
+        help="run PAIRS times with observability off then on, and print the CPU per appeal of "
+        "each and the difference",
+    )
     args = parser.parse_args(argv)
     if not args.database_url.startswith("postgresql") or not args.amqp_url.startswith("amqp"):
         parser.error(
             "give --database-url (PostgreSQL) and --amqp-url (RabbitMQ), or export "
             "HOTLINE_TEST_POSTGRES_URL and HOTLINE_TEST_AMQP_URL"
         )
+    if not args.compare_observability:
+        return 0 if _run(args, observe=args.observability == "on")["ok"] else 1
+    runs: list[tuple[bool, dict[str, Any]]] = []
+    for _ in range(args.compare_observability):
+        for observe in (False, True):
+            runs.append((observe, _run(args, observe=observe)))
+            args.model_dir = Path(runs[-1][1]["model_dir"])  # trained once
+    _print_comparison(runs, _observability_micro_cost())
+    return 0 if all(run["ok"] for _, run in runs) else 1
+
+
+def _observability_micro_cost(count: int = 20_000) -> dict[str, Any]:
+    """CPU microseconds per appeal of the observability code alone, in a separate process with
+    multi-process metrics: the intake metrics and one JSON log line (masked) per appeal."""
+    script = f"""
+import io, logging, os, sys, tempfile, time
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp()
+from types import SimpleNamespace
+from service.observability import metrics
+from service.observability.logs import ContextFilter, JsonFormatter
+handler = logging.StreamHandler(io.StringIO())
+handler.setFormatter(JsonFormatter()); handler.addFilter(ContextFilter())
+log = logging.getLogger("bench"); log.addHandler(handler); log.setLevel(logging.INFO)
+log.propagate = False
+decision = SimpleNamespace(department_confidence=0.9)
+result = SimpleNamespace(created=True, state="dispatched", decision=decision)
+def once(i):
+    log.info("appeal from %s stored as work order %s: %s", "web", "20261204-%07d" % i,
+             "dispatched", extra={{"request_id": "r", "work_order": "20261204-%07d" % i}})
+    metrics.record_intake([("web", result)])
+for i in range(1000):
+    once(i)
+began = time.process_time()
+for i in range({count}):
+    once(i)
+print((time.process_time() - began) / {count} * 1e6)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return {"per_appeal_us": float(done.stdout.strip().splitlines()[-1])}
+
+
+def _print_comparison(runs: list[tuple[bool, dict[str, Any]]], micro: dict[str, Any]) -> None:
+    def per_appeal(run: dict[str, Any], key: str) -> float:
+        return run[key] / max(run["accepted"], 1) * 1000
+
+    print()
+    print("observability  accepted/s  intake CPU ms/appeal  worker CPU ms/appeal")
+    for observe, run in runs:
+        print(
+            f"{'on' if observe else 'off':<13}  {run['accepted'] / run['duration']:>10.1f}  "
+            f"{per_appeal(run, 'producer_cpu'):>20.3f}  {per_appeal(run, 'worker_cpu'):>20.3f}"
+        )
+    off = [per_appeal(run, "producer_cpu") for observe, run in runs if not observe]
+    on = [per_appeal(run, "producer_cpu") for observe, run in runs if observe]
+    off_median, on_median = statistics.median(off), statistics.median(on)
+    print(
+        f"intake CPU per appeal, median of {len(off)}: off {off_median:.3f} ms, on "
+        f"{on_median:.3f} ms, difference {on_median - off_median:+.3f} ms "
+        f"({(on_median - off_median) / off_median * 100:+.1f} %)"
+    )
+    print(
+        f"observability code alone (intake metrics + one JSON log line): "
+        f"{micro['per_appeal_us']:.1f} us per appeal = "
+        f"{micro['per_appeal_us'] / 1000 / off_median * 100:.2f} % of the intake CPU per appeal"
+    )
+
+
+def _run(args: argparse.Namespace, *, observe: bool) -> dict[str, Any]:
+    """One run of the pipeline; prints its table and returns the figures the comparison needs."""
 
     workdir = Path(tempfile.mkdtemp(prefix="hotline-throughput-"))
+    print(f"observability {'on' if observe else 'off'}", flush=True)
     model_dir = args.model_dir or workdir / "model"
     os.environ.update(
         {
@@ -312,9 +411,18 @@ def main(argv: list[str] | None = None) -> int:
             "HOTLINE_VAR_DIR": str(workdir / "var"),
             "HOTLINE_MODEL_DIR": str(model_dir),
             "HOTLINE_AUTO_DISPATCH_THRESHOLD": "0",
-            "HOTLINE_LOG_LEVEL": "WARNING",
+            "HOTLINE_LOG_LEVEL": "INFO" if observe else "WARNING",
+            "HOTLINE_LOG_FORMAT": "json" if observe else "text",
+            "HOTLINE_METRICS_ENABLED": "true" if observe else "false",
+            "HOTLINE_METRICS_DIR": str(workdir / "metrics"),
+            "BENCH_LOG_FILE": str(workdir / "producers.log"),
         }
     )
+    if observe:  # the producers (spawned) and the workers write per-process metric files
+        (workdir / "metrics").mkdir(parents=True, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / "metrics")
+    else:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from sqlalchemy import func, select
 
     from router.workorders.models import Appeal, WorkOrder
@@ -540,7 +648,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ok = lead_messages == accepted and len(ours) == len(rows) and accepted > 0
     print("delivered == accepted: " + ("yes" if ok else "NO"))
-    return 0 if ok else 1
+    return {
+        "ok": float(ok),
+        "accepted": float(accepted),
+        "duration": args.duration,
+        "producer_cpu": producer_cpu,
+        "worker_cpu": worker_cpu,
+        "model_dir": str(model_dir),
+    }
 
 
 if __name__ == "__main__":

@@ -73,6 +73,15 @@ class Settings(BaseSettings):
         description="Request threads per API process; concurrent appeals are group-committed",
     )
     log_level: str = "INFO"
+    # Observability (service/observability, docs/observability.md).
+    log_format: Literal["text", "json"] = "text"
+    metrics_enabled: bool = True
+    metrics_token: SecretStr = SecretStr("")
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_dir: Path = Field(default=Path(""), description="Multi-process metric files")
+    metrics_cache_seconds: float = Field(default=10.0, ge=0)
+    otel_enabled: bool = False
     outbox_relay_seconds: float = Field(default=5.0, gt=0)
     broker_connect_timeout: float = Field(default=3.0, gt=0)
     delivery_amqp_url: str = ""
@@ -166,6 +175,8 @@ class Settings(BaseSettings):
             self.broker_url = f"sqla+sqlite:///{(self.var_dir / 'broker.sqlite3').as_posix()}"
         if self.model_dir == Path(""):
             self.model_dir = self.var_dir / "models"
+        if self.metrics_dir == Path(""):
+            self.metrics_dir = self.var_dir / "metrics"
         if self.model_versions_dir == Path(""):
             self.model_versions_dir = self.var_dir / "model-versions"
         if not self.delivery_amqp_url and self.uses_rabbitmq:

@@ -46,6 +46,8 @@ from service.batching import GroupCommit
 from service.config import Settings
 from service.db import Database
 from service.dispatching import record_deliveries_many
+from service.observability import metrics
+from service.observability.context import current_request_id
 from service.runtime import get_database
 
 log = logging.getLogger(__name__)
@@ -247,6 +249,8 @@ class Submission:
     appeal: workorders.AppealInput
     actor: str
     role: str
+    request_id: str | None = None
+    """The request that handed it over (its log line carries it when another thread stores it)."""
 
 
 MAX_BATCH = 64
@@ -268,7 +272,8 @@ def submit(
     multi-row statements (`submit_many`) while the others wait for their results. Alone, an
     appeal goes through on the caller's thread at once.
     """
-    return _committer.submit(Submission(appeal, actor, role), key=(database, settings))
+    submission = Submission(appeal, actor, role, current_request_id())
+    return _committer.submit(submission, key=(database, settings))
 
 
 def _submit_batch(key: Hashable, batch: Sequence[Submission]) -> list[IntakeResult | Exception]:
@@ -303,12 +308,35 @@ def submit_many(
         if len(submissions) == 1:
             raise
         log.warning("storing %d appeals together failed; storing each alone", len(submissions))
-        return [
+        results = [
             _outcome(partial(_submit_one, database=database, settings=settings, submission=one))
             for one in submissions
         ]
+        _report(submissions, results)
+        return results
     routed = _route(database, settings, [order_id for order_id, created, _ in stored if created])
-    return [routed[order_id] if created else result for order_id, created, result in stored]
+    results = [routed[order_id] if created else result for order_id, created, result in stored]
+    _report(submissions, results)
+    return results
+
+
+def _report(submissions: Sequence[Submission], results: Sequence[IntakeResult | Exception]) -> None:
+    """One log line per new appeal (its request id and work-order number, never its text), and
+    the intake metrics."""
+    if log.isEnabledFor(logging.INFO):
+        for submission, result in zip(submissions, results, strict=True):
+            if isinstance(result, IntakeResult) and result.created:
+                log.info(
+                    "appeal from %s stored as work order %s: %s",
+                    submission.appeal.channel,
+                    result.number,
+                    result.state,
+                    extra={"request_id": submission.request_id, "work_order": result.number},
+                )
+    metrics.record_intake(
+        (submission.appeal.channel, result)
+        for submission, result in zip(submissions, results, strict=True)
+    )
 
 
 def _submit_one(*, database: Database, settings: Settings, submission: Submission) -> IntakeResult:

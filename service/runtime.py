@@ -12,6 +12,7 @@ from service import outbox
 from service.config import get_settings
 from service.db import Database
 from service.delivery.rabbitmq import DepartmentPublisher
+from service.observability import tracing
 from service.worker.factory import create_celery
 
 
@@ -32,7 +33,10 @@ def publish_committed(messages: list[tuple[int, str, dict[str, Any]]]) -> None:
 
 @lru_cache(maxsize=1)
 def get_database() -> Database:
-    return Database(get_settings().database_url, publish_committed=publish_committed)
+    settings = get_settings()
+    database = Database(settings.database_url, publish_committed=publish_committed)
+    tracing.instrument_engine(database.engine, settings)
+    return database
 
 
 _clients: dict[str, Any] = {}

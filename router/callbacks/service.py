@@ -450,3 +450,25 @@ def contexts_of(*, db_session: Session, rows: Sequence[Callback]) -> dict[int, C
         )
         for row in rows
     }
+
+
+def callback_figures(
+    *, db_session: Session, now: datetime, since: datetime
+) -> tuple[int, dict[str, int]]:
+    """Open callbacks due by `now`, and the results of the callbacks completed since `since`
+    (result → count), by two aggregate queries (for the metrics)."""
+    due = db_session.scalar(
+        select(func.count()).where(
+            Callback.status.in_(sorted(s.value for s in OPEN_STATUSES)), Callback.due_at <= now
+        )
+    )
+    results = db_session.execute(
+        select(Callback.result, func.count())
+        .where(
+            Callback.status == CallbackStatus.COMPLETED.value,
+            Callback.completed_at >= since,
+            Callback.result.is_not(None),
+        )
+        .group_by(Callback.result)
+    ).all()
+    return int(due or 0), {str(result): int(count) for result, count in results}

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from router.calendar import DEFAULT_CALENDAR, DeadlineUnit, WorkingCalendar
@@ -435,3 +435,55 @@ def on_time_figures(
         "accept": _tally([order.accept_status(at) for order in orders]),
         "reply": _tally([order.reply_status(at) for order in orders]),
     }
+
+
+def deadline_counts(
+    *, db_session: Session, now: datetime, horizon: timedelta
+) -> dict[tuple[str, str], int]:
+    """Running deadlines of the orders in departments' hands, counted in the database: for each
+    (kind, status) with kind `accept` or `handle` and status `overdue` (passed) or `due` (passing
+    within `horizon`). Two aggregate queries over the open states (indexed), for the metrics."""
+    _require_aware(now, "now")
+    soon = now + horizon
+    counts: dict[tuple[str, str], int] = {}
+    not_accepted = or_(
+        WorkOrder.accepted_at.is_(None), WorkOrder.accepted_at < WorkOrder.dispatched_at
+    )
+    for kind, column, states, extra in (
+        (DeadlineKind.ACCEPT, WorkOrder.accept_deadline_at, _AWAITING_ACCEPTANCE, not_accepted),
+        (DeadlineKind.HANDLE, WorkOrder.deadline_at, AT_DEPARTMENT, true()),
+    ):
+        overdue, due = db_session.execute(
+            select(
+                func.count().filter(column < now),
+                func.count().filter(column >= now, column < soon),
+            ).where(WorkOrder.state.in_(sorted(s.value for s in states)), extra)
+        ).one()
+        counts[(kind.value, "overdue")] = int(overdue or 0)
+        counts[(kind.value, "due")] = int(due or 0)
+    return counts
+
+
+def on_time_rates(
+    *, db_session: Session, since: datetime, now: datetime
+) -> dict[str, float | None]:
+    """On-time rates of acceptance and handling (as `on_time_figures` counts them) of the orders
+    dispatched since `since`, computed by one aggregate query (no rows leave the database)."""
+    _require_aware(since, "since")
+    _require_aware(now, "now")
+    figures: dict[str, float | None] = {}
+    rows: list[Any] = []
+    for done, deadline in (
+        (WorkOrder.accepted_at, WorkOrder.accept_deadline_at),
+        (WorkOrder.replied_at, WorkOrder.deadline_at),
+    ):
+        on_time = and_(done.is_not(None), deadline.is_not(None), done <= deadline)
+        late = and_(
+            deadline.is_not(None),
+            or_(and_(done.is_not(None), done > deadline), and_(done.is_(None), deadline < now)),
+        )
+        rows.extend((func.count().filter(on_time), func.count().filter(late)))
+    counts = db_session.execute(select(*rows).where(WorkOrder.dispatched_at >= since)).one()
+    figures[DeadlineKind.ACCEPT.value] = _rate(int(counts[0] or 0), int(counts[1] or 0))
+    figures[DeadlineKind.HANDLE.value] = _rate(int(counts[2] or 0), int(counts[3] or 0))
+    return figures

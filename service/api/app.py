@@ -22,6 +22,7 @@ from service.api import (
     health,
     hotspots,
     knowledge,
+    metrics,
     model_versions,
     notifications,
     open311,
@@ -36,6 +37,7 @@ from service.api.errors import install_error_handlers
 from service.api.request_guard import RequestGuardMiddleware
 from service.channels.limits import IntakeLimitsMiddleware
 from service.config import get_settings
+from service.observability import tracing
 from service.runtime import get_database
 from service.web import pages
 
@@ -86,8 +88,13 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(IntakeLimitsMiddleware)
     app.add_middleware(CsrfMiddleware)
-    app.add_middleware(RequestGuardMiddleware)  # outermost: before any route reads a byte
+    app.add_middleware(RequestGuardMiddleware)  # before any route reads a byte
+    # outermost: every answer, refusals included, carries a request id and is timed
+    app.add_middleware(metrics.RequestContextMiddleware)
+    app.state.metrics_registry = metrics.scrape_registry()
+    tracing.instrument_app(app, get_settings())
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(system.router)
     app.include_router(appeals.router)
     app.include_router(auth.router)

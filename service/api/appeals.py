@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from classifier.ood import intake_refusal
@@ -18,6 +18,7 @@ from service.api.security import require_roles
 from service.auth.security import Actor
 from service.channels.limits import MAX_TEXT_LENGTH
 from service.config import get_settings
+from service.observability import metrics
 from service.runtime import get_database
 
 router = APIRouter(prefix="/api/v1", tags=["appeals"])
@@ -105,10 +106,11 @@ class AppealCreate(BaseModel):
 
     @field_validator("text")
     @classmethod
-    def _refuse_non_chinese(cls, text: str) -> str:
+    def _refuse_non_chinese(cls, text: str, info: ValidationInfo) -> str:
         # Blank, English, emoji or digits only: not an appeal (short Chinese text is kept).
         code = intake_refusal(text)
         if code is not None:
+            metrics.record_refused(str(info.data.get("channel") or "unknown"))
             raise PydanticCustomError(code, REFUSED_TEXT[code])
         return text
 

@@ -46,6 +46,7 @@ from service.channels.open311 import (
     render_xml,
 )
 from service.config import Settings, get_settings
+from service.observability import metrics
 from service.runtime import get_database
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -296,6 +297,7 @@ def _create(
     description = _text(form, "description", MAX_TEXT_LENGTH)
     refusal = intake_refusal(description) if description is not None else None
     if refusal is not None:  # English, emoji, digits only (an empty one uses the service name)
+        metrics.record_refused("open311")
         raise Open311Error(422, REFUSED_TEXT[refusal])
     phone = _text(form, "phone", 32)
     if phone is not None and not PHONE.match(phone):

@@ -22,6 +22,7 @@ from service import intake
 from service.channels import wechat
 from service.channels.limits import MAX_TEXT_LENGTH, take_intake_hits
 from service.config import Settings, get_settings
+from service.observability import metrics
 from service.runtime import get_database
 
 router = APIRouter(tags=["wechat"])
@@ -141,6 +142,7 @@ def _handle_message(
         return wechat.text_reply(message, TEXT_ONLY)
     refusal = intake_refusal(message.content)  # blank, or no Chinese: no work order
     if refusal is not None:
+        metrics.record_refused("wechat")
         return wechat.text_reply(message, EMPTY_TEXT if refusal == "blank" else NOT_CHINESE)
     if len(message.content) > MAX_TEXT_LENGTH:
         return wechat.text_reply(message, TOO_LONG.format(limit=MAX_TEXT_LENGTH))

@@ -59,6 +59,7 @@ from service.delivery.rabbitmq import (
     quorum_arguments,
 )
 from service.delivery.service import dead_letter
+from service.observability import metrics
 
 if TYPE_CHECKING:
     from service.db import Database
@@ -272,6 +273,7 @@ def parse_transcript(
     duration = _number(data, "duration_seconds", call_id)
     refusal = intake_refusal(transcript_text)  # last: the other reasons are reported first
     if refusal is not None:
+        metrics.record_refused("phone")
         raise RefusedText(refusal, call_id=call_id)
     return PhoneTranscript(
         call_id=call_id,

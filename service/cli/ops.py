@@ -20,11 +20,34 @@ log = logging.getLogger(__name__)
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from service.observability import logs
+
+    logs.configure(level=settings.log_level, log_format=settings.log_format)
+
+
+def _prepare_metrics(settings: Settings, *, port: int, database: bool) -> None:
+    """Multi-process metrics for this command and the processes it starts (before anything
+    imports prometheus_client), and a separate metrics port when `port` is set (`database`: with
+    the database figures; a worker's port leaves them to the API)."""
+    from service.observability import multiprocess
+
+    if not settings.metrics_enabled:
+        return
+    multiprocess.prepare(settings.metrics_dir)
+    if port:
+        from service.observability import exporter, metrics
+
+        extra = []
+        if database:
+            from service.observability.collector import DatabaseCollector
+            from service.runtime import get_database
+
+            extra.append(DatabaseCollector(get_database, get_settings))
+        registry = metrics.scrape_registry(extra)
+        try:
+            exporter.start(host=settings.metrics_host, port=port, registry=registry)
+        except OSError as exc:
+            raise CliError(f"metrics port {port}: cannot listen: {exc.strerror}") from None
 
 
 def _require_database() -> None:
@@ -83,8 +106,11 @@ def serve(
     """Run the HTTP API and pages."""
     import uvicorn
 
+    from service.observability import logs
+
     settings = get_settings()
     _configure_logging(settings)
+    _prepare_metrics(settings, port=settings.metrics_port, database=True)
     _require_database()
     uvicorn.run(
         "service.api.app:create_app",
@@ -93,6 +119,8 @@ def serve(
         port=port or settings.port,
         workers=workers or settings.api_workers,
         log_level=settings.log_level.lower(),
+        # applied again in each worker process, so that they log as this one does
+        log_config=logs.dict_config(level=settings.log_level, log_format=settings.log_format),
     )
 
 
@@ -101,16 +129,27 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes")] = 2,
     queues: Annotated[str, typer.Option(help="Comma-separated queues")] = "",
     pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo")] = "prefork",
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve this host's task metrics on this port (a host without `hotline serve`)",
+        ),
+    ] = 0,
 ) -> None:
     """Run a Celery worker (all queues unless --queues is given)."""
-    from service.worker.app import QUEUES, celery_app
-
     settings = get_settings()
     _configure_logging(settings)
+    _prepare_metrics(settings, port=metrics_port, database=False)
+    from service.worker.app import QUEUES, celery_app
+
     _require_broker(settings)
     _require_database()
     celery_app.worker_main(
         [
+            # the start-up banner is not a log record: left out of a JSON log
+            *(["--quiet"] if settings.log_format == "json" else []),
             "worker",
             "--loglevel",
             settings.log_level.upper(),
@@ -154,6 +193,10 @@ def run() -> None:
     """Run everything on one machine: migrate, then API + worker + scheduler until interrupted."""
     settings = get_settings()
     _configure_logging(settings)
+    if settings.metrics_enabled:  # the children share the directory; `serve` reports it all
+        from service.observability import multiprocess
+
+        multiprocess.prepare(settings.metrics_dir)
     _require_broker(settings)
     migrate(revision="head")
     from service.bootstrap import prepare

@@ -41,6 +41,7 @@ from service.delivery.errors import PermanentDeliveryError, TransientDeliveryErr
 from service.delivery.messages import MESSAGE_TYPE, build_message, encode
 from service.delivery.models import CHANNELS, DEAD_LETTER_KINDS, DeadLetter, Delivery
 from service.delivery.webhook import deliver_webhook, department_secret
+from service.observability.context import bound, current_request_id
 from service.worker import names
 
 __all__ = [
@@ -329,37 +330,38 @@ def deliver_many(
     current = _current_sequences(db_session, {row.work_order_id for row, _, _ in todo})
     sent: list[Delivery] = []
     for index, (row, work_order, appeal) in enumerate(todo):
-        sequence = current.get(row.work_order_id, 0)
-        if row.dispatch_sequence < sequence:
-            row.status = "superseded"
-            row.last_error = f"superseded by dispatch {sequence} before it was sent"
-            continue
-        try:
-            _send(
-                db_session,
-                row,
-                work_order,
-                publisher=publisher,
-                http_client=http_client,
-                signing_key=signing_key,
-                webhook_timeout=webhook_timeout,
-                appeal=appeal,
-            )
-        except PermanentDeliveryError as exc:
-            _fail(db_session, row, str(exc))
-            continue
-        except TransientDeliveryError as exc:
-            if max_attempts is not None and attempt >= max_attempts:
-                _fail(db_session, row, f"gave up after {attempt} attempts: {exc}")
+        with bound(work_order=work_order.number):  # the logs of this delivery name it
+            sequence = current.get(row.work_order_id, 0)
+            if row.dispatch_sequence < sequence:
+                row.status = "superseded"
+                row.last_error = f"superseded by dispatch {sequence} before it was sent"
                 continue
-            log.warning("delivery %s attempt %d failed: %s", row.delivery_key, attempt, exc)
-            if not sent:
-                raise  # nothing went out: the whole batch is retried with backoff
-            _mark_sent(db_session, sent)
-            for rest, _, _ in todo[index:]:
-                outbox.enqueue(db_session, DELIVER_TASK, delivery_id=rest.id)
-            return handled
-        sent.append(row)
+            try:
+                _send(
+                    db_session,
+                    row,
+                    work_order,
+                    publisher=publisher,
+                    http_client=http_client,
+                    signing_key=signing_key,
+                    webhook_timeout=webhook_timeout,
+                    appeal=appeal,
+                )
+            except PermanentDeliveryError as exc:
+                _fail(db_session, row, str(exc))
+                continue
+            except TransientDeliveryError as exc:
+                if max_attempts is not None and attempt >= max_attempts:
+                    _fail(db_session, row, f"gave up after {attempt} attempts: {exc}")
+                    continue
+                log.warning("delivery %s attempt %d failed: %s", row.delivery_key, attempt, exc)
+                if not sent:
+                    raise  # nothing went out: the whole batch is retried with backoff
+                _mark_sent(db_session, sent)
+                for rest, _, _ in todo[index:]:
+                    outbox.enqueue(db_session, DELIVER_TASK, delivery_id=rest.id)
+                return handled
+            sent.append(row)
     _mark_sent(db_session, sent)
     return handled
 
@@ -404,6 +406,7 @@ def _send(
         appeal = db_session.get(Appeal, work_order.appeal_id)
     if appeal is None:
         raise NotFound(f"appeal {work_order.appeal_id} not found")
+    request_id = current_request_id()  # of the request that dispatched it (a task header)
     message = build_message(
         delivery_id=row.delivery_key,
         dispatch_id=row.dispatch_id,
@@ -424,6 +427,7 @@ def _send(
                 "x-hotline-dispatch-id": row.dispatch_id,
                 "x-hotline-work-order": work_order.number,
                 "x-hotline-department": row.department_code,
+                **({"x-request-id": request_id} if request_id else {}),
             },
         )
         return
@@ -442,6 +446,7 @@ def _send(
         client=http_client,
         timeout=webhook_timeout,
         delivery_id=row.delivery_key,
+        request_id=request_id,
     )
 
 

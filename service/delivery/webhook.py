@@ -6,6 +6,7 @@ The request is `POST <webhook_url>` with the JSON message as body and these head
     X-Hotline-Delivery: <delivery id>              the same for every retry: deduplicate on it
     X-Hotline-Timestamp: <unix seconds>
     X-Hotline-Signature: sha256=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>
+    X-Request-ID: <request id>                     the request that dispatched it, when known
 
 A 2xx answer is success. Timeouts, connection errors, 408, 425, 429 and 5xx raise
 `TransientDeliveryError` (retried with backoff by the task); any other answer raises
@@ -39,6 +40,7 @@ __all__ = [
 SIGNATURE_HEADER = "X-Hotline-Signature"
 TIMESTAMP_HEADER = "X-Hotline-Timestamp"
 DELIVERY_HEADER = "X-Hotline-Delivery"
+REQUEST_ID_HEADER = "X-Request-ID"
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 
 
@@ -97,6 +99,7 @@ def deliver_webhook(
     timeout: float = 10.0,
     delivery_id: str = "",
     now: float | None = None,
+    request_id: str | None = None,
 ) -> int:
     """POST one signed message; returns the 2xx status or raises a `DeliveryError`."""
     body = encode(payload)
@@ -108,6 +111,8 @@ def deliver_webhook(
     }
     if delivery_id:
         headers[DELIVERY_HEADER] = delivery_id
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
     try:
         response = client.post(url, content=body, headers=headers, timeout=timeout)
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:

@@ -16,7 +16,9 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from service.config import Settings
+from service.observability import tracing
 from service.worker import names
+from service.worker import observability as _observability  # noqa: F401  (connects the signals)
 
 QUEUES = ("dispatch", "deadlines", "callbacks", "training", "default")
 
@@ -31,6 +33,7 @@ def build_queues(settings: Settings) -> list[Queue]:
 
 
 def create_celery(settings: Settings) -> Celery:
+    tracing.instrument_celery(settings)  # nothing (and no import) unless HOTLINE_OTEL_ENABLED
     app = Celery(
         "hotline",
         broker=settings.broker_url,

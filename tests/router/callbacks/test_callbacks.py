@@ -314,3 +314,32 @@ def test_restarting_the_clock_keeps_the_urgent_keyword_deadline(session: Session
     order.suggestion = {}
     workorders.restart_department_clock(db_session=session, order=order, now=at)
     assert order.deadline_at == DEFAULT_CALENDAR.add_working_days(at, 5)
+
+
+def test_callback_figures_count_due_callbacks_and_recent_results(session: Session) -> None:
+    orders = [closed_order(session, phone=f"1381234567{i}") for i in range(4)]
+    rows = [
+        session.scalars(select(Callback).where(Callback.work_order_id == order.id)).one()
+        for order in orders
+    ]
+    due_at = rows[0].due_at
+    answered = due_at + timedelta(hours=1)
+    for row, outcome in zip(rows[:3], ("satisfied", "unsatisfied", "satisfied"), strict=True):
+        callbacks.record_result(
+            db_session=session, callback_id=row.id, outcome=outcome, actor="agent1", now=answered
+        )
+    session.flush()
+
+    due, results = callbacks.callback_figures(
+        db_session=session, now=answered, since=answered - timedelta(days=30)
+    )
+    assert due == 1  # the fourth, still open
+    assert results == {"satisfied": 2, "unsatisfied": 1}
+    none_yet, _ = callbacks.callback_figures(
+        db_session=session, now=due_at - timedelta(seconds=1), since=answered
+    )
+    assert none_yet == 0
+    _, older = callbacks.callback_figures(
+        db_session=session, now=answered, since=answered + timedelta(seconds=1)
+    )
+    assert older == {}

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -367,3 +367,58 @@ def test_the_scan_task_escalates_in_its_own_transaction(app_env: str) -> None:
             assert len(list_notifications(db_session=db_session, recipient_kind="supervisors")) == 1
     finally:
         database.dispose()
+
+
+def test_deadline_counts_sort_running_deadlines_into_overdue_and_due(session: Session) -> None:
+    now = local(2025, 11, 3, 12, 0)
+    hours = [timedelta(hours=n) for n in range(50)]
+    late_sign, soon_sign = (dispatched_order(session, now - hours[5]) for _ in range(2))
+    late_sign.accept_deadline_at = now - hours[1]
+    soon_sign.accept_deadline_at = now + hours[2]
+    later_sign = dispatched_order(session, now - hours[1])
+    later_sign.accept_deadline_at = now + hours[30]  # beyond the 24 h horizon: neither
+    late_work, soon_work, later_work, replied = (
+        dispatched_order(session, now - hours[40]) for _ in range(4)
+    )
+    for order, due in ((late_work, -3), (soon_work, 20), (later_work, 49), (replied, -3)):
+        accept(session, order, now - hours[39])
+        order.deadline_at = now + timedelta(hours=due)
+    workorders.act(
+        db_session=session,
+        work_order=replied,
+        action="reply",
+        actor="d1",
+        role="department",
+        now=now - hours[4],
+        reason="已修复",
+    )
+    session.flush()
+
+    counts = deadlines.deadline_counts(db_session=session, now=now, horizon=timedelta(hours=24))
+    assert counts == {
+        ("accept", "overdue"): 1,
+        ("accept", "due"): 1,
+        ("handle", "overdue"): 1,  # the replied order's deadline no longer runs
+        ("handle", "due"): 1,
+    }
+
+
+def test_on_time_rates_agree_with_the_on_time_figures(session: Session) -> None:
+    day = local(2025, 11, 3, 9, 0)
+    orders = [dispatched_order(session, day, handle_within_days=3) for _ in range(4)]
+    orders[0].accepted_at, orders[0].replied_at = local(2025, 11, 3, 10, 0), local(2025, 11, 5)
+    orders[1].accepted_at, orders[1].replied_at = local(2025, 11, 3, 14, 0), local(2025, 11, 7)
+    orders[2].accepted_at = local(2025, 11, 3, 10, 30)
+    dispatched_order(session, local(2025, 10, 1, 9, 0))  # before the window
+    session.flush()
+    since, now = local(2025, 11, 1, 0, 0), local(2025, 11, 10, 0, 0)
+
+    rates = deadlines.on_time_rates(db_session=session, since=since, now=now)
+    figures = deadlines.on_time_figures(
+        db_session=session, since=since, until=now + timedelta(days=1), now=now
+    )
+    assert rates == {
+        "accept": figures["accept"]["on_time_rate"],
+        "handle": figures["reply"]["on_time_rate"],
+    }
+    assert rates == {"accept": 0.5, "handle": 0.25}
