@@ -130,13 +130,29 @@ def worker(
 
 @app.command()
 def scheduler() -> None:
-    """Run Celery beat: the periodic outbox relay, deadline scans and callbacks."""
+    """Run Celery beat: the periodic outbox relay, deadline scans and callbacks.
+
+    Only the scheduler holding the deployment's lock (`service.leader`) runs beat; another one
+    waits as a standby and takes over when the holder dies."""
+    from service.leader import scheduler_lock
     from service.worker.app import celery_app
 
     settings = get_settings()
     _configure_logging(settings)
     _require_broker(settings)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    lock = scheduler_lock(settings.database_url, settings.var_dir)
+    try:
+        lock.acquire(
+            on_standby=lambda kind: log.info(
+                "scheduler: standby, another scheduler holds the %s; waiting to take over", kind
+            )
+        )
+    except Exception as exc:
+        raise CliError(
+            f"scheduler lock unavailable: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from None
+    log.info("scheduler: holding the %s; starting beat (pid %d)", lock.kind, os.getpid())
     celery_app.start(
         [
             "beat",
