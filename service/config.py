@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     outbox_relay_seconds: float = Field(default=5.0, gt=0)
     broker_connect_timeout: float = Field(default=3.0, gt=0)
     delivery_amqp_url: str = ""
+    # quorum (replicated; the default) or classic, for a broker whose queues were declared
+    # classic before: RabbitMQ refuses to redeclare a queue with another type (docs/deployment.md)
+    rabbitmq_queue_type: Literal["quorum", "classic"] = "quorum"
     phone_queue_url: str = ""
     webhook_timeout: float = Field(default=10.0, gt=0)
     # the lowest threshold from which auto-dispatch stays >= 95 % precise on real held-out

@@ -40,12 +40,15 @@ _clients: dict[str, Any] = {}
 
 def department_publisher() -> Any:
     """This process's RabbitMQ publisher for department deliveries (created after the fork)."""
-    url = get_settings().delivery_amqp_url
+    settings = get_settings()
+    url = settings.delivery_amqp_url
     if not url:
         return None
     publisher = _clients.get("publisher")
     if publisher is None or publisher.url != url:
-        publisher = _clients["publisher"] = DepartmentPublisher(url)
+        publisher = _clients["publisher"] = DepartmentPublisher(
+            url, queue_type=settings.rabbitmq_queue_type
+        )
     return publisher
 
 

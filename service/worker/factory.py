@@ -3,9 +3,10 @@
 Queues: `dispatch` (delivery of work orders), `deadlines` (warning/overdue scans), `callbacks`
 (satisfaction callbacks), `training` (model training), and `default` (the outbox relay, probes,
 hotspot scans). Task names (`service.worker.names`) are dotted and their first part chooses the
-queue (`dispatch.deliver` → `dispatch`). On RabbitMQ the queues are durable quorum queues and
-publishes wait for the broker's confirm. Used by the worker (`service.worker.app`) and by the
-publishers of other processes (`service.runtime`).
+queue (`dispatch.deliver` → `dispatch`). On RabbitMQ the queues are durable quorum queues
+(classic ones with `HOTLINE_RABBITMQ_QUEUE_TYPE=classic`) and publishes wait for the broker's
+confirm. Used by the worker (`service.worker.app`) and by the publishers of other processes
+(`service.runtime`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ QUEUES = ("dispatch", "deadlines", "callbacks", "training", "default")
 
 
 def build_queues(settings: Settings) -> list[Queue]:
-    arguments: dict[str, Any] = {"x-queue-type": "quorum"} if settings.uses_rabbitmq else {}
+    # Classic queues are declared without the argument, exactly as a broker without it did.
+    quorum = settings.uses_rabbitmq and settings.rabbitmq_queue_type == "quorum"
+    arguments: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
     exchange = Exchange("hotline.tasks", type="direct", durable=True)
     return [
         Queue(name, exchange, routing_key=name, durable=True, queue_arguments=arguments or None)
