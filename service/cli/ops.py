@@ -140,6 +140,7 @@ def scheduler() -> None:
     settings = get_settings()
     _configure_logging(settings)
     _require_broker(settings)
+    _require_database()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     lock = scheduler_lock(settings.database_url, settings.var_dir)
     try:
