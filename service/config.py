@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     duplicate_suggest_threshold: float = Field(default=0.35, gt=0, le=1)
     duplicate_auto_merge: bool = False
     duplicate_auto_merge_threshold: float = Field(default=0.6, gt=0, le=1)
+    # `hotline duplicate-server`'s Unix socket path or host:port: one duplicate index per host
+    # instead of one per process (service/duplicate_server.py); empty = each process its own
+    duplicate_server: str = ""
     hotspot_bucket_hours: float = Field(default=24.0, gt=0)
     hotspot_baseline_buckets: int = Field(default=28, ge=2)
     hotspot_min_count: int = Field(default=5, ge=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery
 
@@ -12,6 +12,7 @@ from service import outbox
 from service.config import get_settings
 from service.db import Database
 from service.delivery.rabbitmq import DepartmentPublisher
+from service.duplicate_server import RemoteDetector, address_of, authkey_of
 from service.worker.factory import create_celery
 
 
@@ -50,6 +51,18 @@ def department_publisher() -> Any:
             url, queue_type=settings.rabbitmq_queue_type
         )
     return publisher
+
+
+def duplicate_client() -> RemoteDetector:
+    """This process's client of `hotline duplicate-server` (`HOTLINE_DUPLICATE_SERVER`)."""
+    settings = get_settings()
+    address = address_of(settings.duplicate_server)
+    client = _clients.get("duplicates")
+    if client is None or client.address != address:
+        client = _clients["duplicates"] = RemoteDetector(
+            address, authkey_of(settings.secret_key.get_secret_value())
+        )
+    return cast(RemoteDetector, client)
 
 
 def http_client() -> Any:

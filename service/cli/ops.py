@@ -271,3 +271,61 @@ def phone_consumer() -> None:
         return result.number
 
     serve_phone_queue(settings.phone_queue_url, handle, on_poison=dead_letter_recorder(database))
+
+
+@app.command("duplicate-server")
+def duplicate_server() -> None:
+    """Hold this host's duplicate index and answer the duplicate checks of its other processes
+    (HOTLINE_DUPLICATE_SERVER: a Unix socket path or host:port)."""
+    import threading
+
+    from router.duplicates import detector
+    from router.duplicates.index import AppealRecord, DuplicateCheck
+    from service import intake
+    from service.duplicate_server import DuplicateServer, address_of, authkey_of
+    from service.runtime import get_database
+
+    settings = get_settings()
+    _configure_logging(settings)
+    if not settings.duplicate_server:
+        raise CliError("HOTLINE_DUPLICATE_SERVER is not set (a socket path or host:port)")
+    try:
+        address = address_of(settings.duplicate_server)
+    except ValueError as exc:
+        raise CliError(f"HOTLINE_DUPLICATE_SERVER: {exc}") from None
+    _require_database()
+    database = get_database()
+    # The one index of the host: a local detector, whatever HOTLINE_DUPLICATE_SERVER says.
+    local = detector.detector_for(database, intake.duplicate_config(settings))
+
+    def check_many(records: list[AppealRecord]) -> list[DuplicateCheck]:
+        with database.session() as session:
+            return local.check_many(db_session=session, records=records)
+
+    def warm_up() -> int:
+        return local.warm_up(database.session)
+
+    try:
+        server = DuplicateServer(
+            address, authkey_of(settings.secret_key.get_secret_value()), check_many, warm_up
+        )
+    except OSError as exc:
+        raise CliError(
+            f"duplicate server cannot listen on {settings.duplicate_server}: {exc}"
+        ) from None
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+
+    def _warm() -> None:
+        added = warm_up()
+        log.info("duplicate server: index warmed with %d recent work orders", added)
+
+    threading.Thread(target=_warm, name="duplicate-warm-up", daemon=True).start()
+    log.info("duplicate server: listening on %s", settings.duplicate_server)
+    try:
+        server.serve_forever()
+    finally:
+        server.close()
