@@ -9,16 +9,21 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Client
 from pathlib import Path
 
 import pytest
 
+from benchmarks.duplicates import City
 from router.duplicates import detector
+from router.duplicates.index import AppealRecord, DuplicateCheck, DuplicateIndex
 from router.workorders import service as workorders
 from service import intake, runtime
 from service.config import get_settings
+from service.duplicate_server import DuplicateServer, RemoteDetector
 from tests.support import wait_for
 
 LIGHT = "万国城小区门口的路灯坏了半个多月，晚上一片漆黑，老人小孩出门很不安全，请尽快派人维修。"
@@ -100,3 +105,31 @@ def test_the_server_refuses_a_client_without_the_key(
         assert server.process.poll() is None
     finally:
         server.stop()
+
+
+def test_checks_through_the_server_equal_checks_of_an_own_index(socket_path: str) -> None:
+    """The same detector code answers, so the same candidates, scores and reasons come back."""
+    own, served = DuplicateIndex(), DuplicateIndex()
+
+    def check_many(records: list[AppealRecord]) -> list[DuplicateCheck]:
+        results = [served.check(record) for record in records]
+        served.extend(records)
+        return results
+
+    server = DuplicateServer(socket_path, b"key", check_many, lambda: 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    remote = RemoteDetector(socket_path, b"key")
+    city = City(3)
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    records = [city.appeal(start + timedelta(minutes=i)) for i in range(600)]
+    try:
+        suggested = 0
+        for record in records:
+            expected = own.check(record)
+            own.add(record)
+            assert remote.check_many(records=[record]) == [expected]
+            suggested += expected.action != "none"
+        assert suggested > 20  # the replay does exercise suggestions
+    finally:
+        remote.close()
+        server.close()
