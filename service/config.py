@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # quorum (replicated; the default) or classic, for a broker whose queues were declared
     # classic before: RabbitMQ refuses to redeclare a queue with another type (docs/deployment.md)
     rabbitmq_queue_type: Literal["quorum", "classic"] = "quorum"
+    # prefixed to the Celery queues and their exchange, so that two deployments (or test runs)
+    # can share one RabbitMQ vhost without taking each other's tasks; a vhost each is better
+    task_queue_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$", max_length=64)
     phone_queue_url: str = ""
     webhook_timeout: float = Field(default=10.0, gt=0)
     # the lowest threshold from which auto-dispatch stays >= 95 % precise on real held-out

@@ -119,7 +119,10 @@ def worker(
             "--pool",
             pool,
             "--queues",
-            queues or ",".join(QUEUES),
+            ",".join(
+                settings.task_queue_prefix + name.strip()
+                for name in (queues.split(",") if queues else QUEUES)
+            ),
             "--hostname",
             f"hotline-{os.getpid()}@%h",
             "--without-gossip",

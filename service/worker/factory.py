@@ -22,13 +22,24 @@ from service.worker import names
 QUEUES = ("dispatch", "deadlines", "callbacks", "training", "default")
 
 
+def queue_name(settings: Settings, name: str) -> str:
+    """The broker's name of one of our `QUEUES` (`HOTLINE_TASK_QUEUE_PREFIX` + name)."""
+    return settings.task_queue_prefix + name
+
+
 def build_queues(settings: Settings) -> list[Queue]:
     # Classic queues are declared without the argument, exactly as a broker without it did.
     quorum = settings.uses_rabbitmq and settings.rabbitmq_queue_type == "quorum"
     arguments: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
-    exchange = Exchange("hotline.tasks", type="direct", durable=True)
+    exchange = Exchange(queue_name(settings, "hotline.tasks"), type="direct", durable=True)
     return [
-        Queue(name, exchange, routing_key=name, durable=True, queue_arguments=arguments or None)
+        Queue(
+            queue_name(settings, name),
+            exchange,
+            routing_key=name,
+            durable=True,
+            queue_arguments=arguments or None,
+        )
         for name in QUEUES
     ]
 
@@ -61,10 +72,13 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_queues=build_queues(settings),
-        task_default_queue="default",
-        task_default_exchange="hotline.tasks",
+        task_default_queue=queue_name(settings, "default"),
+        task_default_exchange=queue_name(settings, "hotline.tasks"),
         task_default_routing_key="default",
-        task_routes={f"{name}.*": {"queue": name, "routing_key": name} for name in QUEUES},
+        task_routes={
+            f"{name}.*": {"queue": queue_name(settings, name), "routing_key": name}
+            for name in QUEUES
+        },
         task_create_missing_queues=False,
         broker_transport_options=transport_options,
         broker_connection_timeout=settings.broker_connect_timeout,
