@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     outbox_relay_seconds: float = Field(default=5.0, gt=0)
     broker_connect_timeout: float = Field(default=3.0, gt=0)
     delivery_amqp_url: str = ""
+    # quorum (replicated; the default) or classic, for a broker whose queues were declared
+    # classic before: RabbitMQ refuses to redeclare a queue with another type (docs/deployment.md)
+    rabbitmq_queue_type: Literal["quorum", "classic"] = "quorum"
+    # prefixed to the Celery queues and their exchange, so that two deployments (or test runs)
+    # can share one RabbitMQ vhost without taking each other's tasks; a vhost each is better
+    task_queue_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$", max_length=64)
     phone_queue_url: str = ""
     webhook_timeout: float = Field(default=10.0, gt=0)
     # the lowest threshold from which auto-dispatch stays >= 95 % precise on real held-out
@@ -113,6 +119,9 @@ class Settings(BaseSettings):
     duplicate_suggest_threshold: float = Field(default=0.35, gt=0, le=1)
     duplicate_auto_merge: bool = False
     duplicate_auto_merge_threshold: float = Field(default=0.6, gt=0, le=1)
+    # `hotline duplicate-server`'s Unix socket path or host:port: one duplicate index per host
+    # instead of one per process (service/duplicate_server.py); empty = each process its own
+    duplicate_server: str = ""
     hotspot_bucket_hours: float = Field(default=24.0, gt=0)
     hotspot_baseline_buckets: int = Field(default=28, ge=2)
     hotspot_min_count: int = Field(default=5, ge=1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from service.config import Settings
 from service.db import Database
-from service.migrate import current_revision, head_revision
+from service.migrate import current_revision, head_revision, known_revisions
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,14 @@ def check_database(database: Database) -> Check:
     except Exception as exc:
         return Check("database", False, f"unreachable: {type(exc).__name__}: {exc}"[:300])
     head = head_revision()
+    if current is not None and current not in known_revisions():
+        # A later release migrated this database: running older code on it would be wrong.
+        return Check(
+            "database",
+            False,
+            f"schema at {current} is newer than this release (head {head}): "
+            "run the release that migrated it",
+        )
     if current != head:
         return Check(
             "database", False, f"schema at {current}, expected {head}: run hotline migrate"

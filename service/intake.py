@@ -6,7 +6,8 @@ it: it stays `received` and `dispatch.triage_pending` routes it later.
 
 Duplicate detection (并单) runs between classification and routing: the new order is compared
 with the orders of the last ``duplicate_window_days`` through this process's
-:class:`router.duplicates.detector.DuplicateDetector` for the database. Candidates are stored on
+:class:`router.duplicates.detector.DuplicateDetector` for the database (or the host's, through
+:mod:`service.duplicate_server`). Candidates are stored on
 the order for the agent; above ``duplicate_auto_merge_threshold``, with ``duplicate_auto_merge``
 on, the order is merged into its master instead of being routed. A failing check is logged and
 never blocks intake.
@@ -46,6 +47,7 @@ from service.batching import GroupCommit
 from service.config import Settings
 from service.db import Database
 from service.dispatching import record_deliveries_many
+from service.duplicate_server import RemoteDetector
 from service.observability import metrics
 from service.observability.context import current_request_id
 from service.runtime import get_database
@@ -92,8 +94,14 @@ def duplicate_config(settings: Settings) -> DuplicateConfig:
     )
 
 
-def detector_for(database: Database, settings: Settings) -> DuplicateDetector:
-    """This process's detector for `database` (rebuilt when the duplicate settings change)."""
+def detector_for(database: Database, settings: Settings) -> DuplicateDetector | RemoteDetector:
+    """This process's detector for `database` (rebuilt when the duplicate settings change), or
+    the client of the host's `hotline duplicate-server` when `HOTLINE_DUPLICATE_SERVER` is set
+    (then this process holds no index)."""
+    if settings.duplicate_server:
+        from service.runtime import duplicate_client
+
+        return duplicate_client()
     return detector.detector_for(database, duplicate_config(settings))
 
 

@@ -32,6 +32,12 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 
+def known_revisions() -> set[str]:
+    """Every revision this release's migrations know."""
+    script = ScriptDirectory.from_config(alembic_config(""))
+    return {revision.revision for revision in script.walk_revisions()}
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

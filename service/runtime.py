@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery
 
@@ -12,6 +12,7 @@ from service import outbox
 from service.config import get_settings
 from service.db import Database
 from service.delivery.rabbitmq import DepartmentPublisher
+from service.duplicate_server import RemoteDetector, address_of, authkey_of
 from service.observability import tracing
 from service.worker.factory import create_celery
 
@@ -44,13 +45,28 @@ _clients: dict[str, Any] = {}
 
 def department_publisher() -> Any:
     """This process's RabbitMQ publisher for department deliveries (created after the fork)."""
-    url = get_settings().delivery_amqp_url
+    settings = get_settings()
+    url = settings.delivery_amqp_url
     if not url:
         return None
     publisher = _clients.get("publisher")
     if publisher is None or publisher.url != url:
-        publisher = _clients["publisher"] = DepartmentPublisher(url)
+        publisher = _clients["publisher"] = DepartmentPublisher(
+            url, queue_type=settings.rabbitmq_queue_type
+        )
     return publisher
+
+
+def duplicate_client() -> RemoteDetector:
+    """This process's client of `hotline duplicate-server` (`HOTLINE_DUPLICATE_SERVER`)."""
+    settings = get_settings()
+    address = address_of(settings.duplicate_server)
+    client = _clients.get("duplicates")
+    if client is None or client.address != address:
+        client = _clients["duplicates"] = RemoteDetector(
+            address, authkey_of(settings.secret_key.get_secret_value())
+        )
+    return cast(RemoteDetector, client)
 
 
 def http_client() -> Any:

@@ -56,7 +56,7 @@ from service.delivery.rabbitmq import (
     DEAD_LETTER_EXCHANGE,
     consume_queue,
     declare_dead_letter_queue,
-    quorum_arguments,
+    queue_arguments,
 )
 from service.delivery.service import dead_letter
 from service.observability import metrics
@@ -321,7 +321,7 @@ def declare_phone_queue(
     channel.queue_declare(
         queue,
         durable=True,
-        arguments=quorum_arguments(
+        arguments=queue_arguments(
             dead_letter_exchange=dead_letter_exchange,
             dead_letter_routing_key=queue,
             delivery_limit=delivery_limit,

@@ -158,7 +158,10 @@ def worker(
             "--pool",
             pool,
             "--queues",
-            queues or ",".join(QUEUES),
+            ",".join(
+                settings.task_queue_prefix + name.strip()
+                for name in (queues.split(",") if queues else QUEUES)
+            ),
             "--hostname",
             f"hotline-{os.getpid()}@%h",
             "--without-gossip",
@@ -169,13 +172,30 @@ def worker(
 
 @app.command()
 def scheduler() -> None:
-    """Run Celery beat: the periodic outbox relay, deadline scans and callbacks."""
+    """Run Celery beat: the periodic outbox relay, deadline scans and callbacks.
+
+    Only the scheduler holding the deployment's lock (`service.leader`) runs beat; another one
+    waits as a standby and takes over when the holder dies."""
+    from service.leader import scheduler_lock
     from service.worker.app import celery_app
 
     settings = get_settings()
     _configure_logging(settings)
     _require_broker(settings)
+    _require_database()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    lock = scheduler_lock(settings.database_url, settings.var_dir)
+    try:
+        lock.acquire(
+            on_standby=lambda kind: log.info(
+                "scheduler: standby, another scheduler holds the %s; waiting to take over", kind
+            )
+        )
+    except Exception as exc:
+        raise CliError(
+            f"scheduler lock unavailable: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from None
+    log.info("scheduler: holding the %s; starting beat (pid %d)", lock.kind, os.getpid())
     celery_app.start(
         [
             "beat",
@@ -297,3 +317,61 @@ def phone_consumer() -> None:
         return result.number
 
     serve_phone_queue(settings.phone_queue_url, handle, on_poison=dead_letter_recorder(database))
+
+
+@app.command("duplicate-server")
+def duplicate_server() -> None:
+    """Hold this host's duplicate index and answer the duplicate checks of its other processes
+    (HOTLINE_DUPLICATE_SERVER: a Unix socket path or host:port)."""
+    import threading
+
+    from router.duplicates import detector
+    from router.duplicates.index import AppealRecord, DuplicateCheck
+    from service import intake
+    from service.duplicate_server import DuplicateServer, address_of, authkey_of
+    from service.runtime import get_database
+
+    settings = get_settings()
+    _configure_logging(settings)
+    if not settings.duplicate_server:
+        raise CliError("HOTLINE_DUPLICATE_SERVER is not set (a socket path or host:port)")
+    try:
+        address = address_of(settings.duplicate_server)
+    except ValueError as exc:
+        raise CliError(f"HOTLINE_DUPLICATE_SERVER: {exc}") from None
+    _require_database()
+    database = get_database()
+    # The one index of the host: a local detector, whatever HOTLINE_DUPLICATE_SERVER says.
+    local = detector.detector_for(database, intake.duplicate_config(settings))
+
+    def check_many(records: list[AppealRecord]) -> list[DuplicateCheck]:
+        with database.session() as session:
+            return local.check_many(db_session=session, records=records)
+
+    def warm_up() -> int:
+        return local.warm_up(database.session)
+
+    try:
+        server = DuplicateServer(
+            address, authkey_of(settings.secret_key.get_secret_value()), check_many, warm_up
+        )
+    except OSError as exc:
+        raise CliError(
+            f"duplicate server cannot listen on {settings.duplicate_server}: {exc}"
+        ) from None
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+
+    def _warm() -> None:
+        added = warm_up()
+        log.info("duplicate server: index warmed with %d recent work orders", added)
+
+    threading.Thread(target=_warm, name="duplicate-warm-up", daemon=True).start()
+    log.info("duplicate server: listening on %s", settings.duplicate_server)
+    try:
+        server.serve_forever()
+    finally:
+        server.close()

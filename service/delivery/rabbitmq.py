@@ -2,10 +2,13 @@
 
 Topology (all durable; declared idempotently by the publisher and by consumers)::
 
-    hotline.work_orders   topic exchange   routing key dept.<code> -> quorum queue dept.<code>
+    hotline.work_orders   topic exchange   routing key dept.<code> -> queue dept.<code>
     hotline.dead          topic exchange   dead letters, routed by the key of the queue they left
     hotline.work_orders.dead  queue bound to hotline.dead with dept.#: every department's
                               rejected or crash-looping message (x-death says why)
+
+The queues are quorum queues (replicated, with a delivery limit) unless
+`HOTLINE_RABBITMQ_QUEUE_TYPE=classic` (see `queue_arguments`).
 
 `<code>` is the department code with every character outside `[A-Za-z0-9_-]` percent-encoded
 (UTF-8), so that `.`, `*` and `#` in a code can neither split the key nor act as a wildcard in a
@@ -29,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import pika
@@ -57,6 +60,7 @@ __all__ = [
     "DepartmentMessage",
     "DepartmentPublisher",
     "MessageHandler",
+    "QueueType",
     "connection_parameters",
     "consume_department",
     "consume_queue",
@@ -64,10 +68,14 @@ __all__ = [
     "declare_department_queue",
     "department_queue",
     "escape_code",
+    "queue_arguments",
     "routing_key",
 ]
 
 log = logging.getLogger(__name__)
+
+QueueType = Literal["quorum", "classic"]
+"""RabbitMQ queue type of our queues (`HOTLINE_RABBITMQ_QUEUE_TYPE`)."""
 
 EXCHANGE = "hotline.work_orders"
 DEAD_LETTER_EXCHANGE = "hotline.dead"
@@ -135,17 +143,33 @@ def declare_dead_letter_queue(
     binding_key: str,
     *,
     dead_letter_exchange: str = DEAD_LETTER_EXCHANGE,
+    queue_type: QueueType = "quorum",
 ) -> None:
-    """The dead-letter exchange and one durable quorum queue that collects from it."""
+    """The dead-letter exchange and one durable queue (quorum by default) that collects from it."""
     channel.exchange_declare(dead_letter_exchange, exchange_type="topic", durable=True)
-    channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    arguments = {"x-queue-type": "quorum"} if queue_type == "quorum" else None
+    channel.queue_declare(queue, durable=True, arguments=arguments)
     channel.queue_bind(queue, dead_letter_exchange, routing_key=binding_key)
 
 
-def quorum_arguments(
-    *, dead_letter_exchange: str, dead_letter_routing_key: str, delivery_limit: int
+def queue_arguments(
+    *,
+    dead_letter_exchange: str,
+    dead_letter_routing_key: str,
+    delivery_limit: int,
+    queue_type: QueueType = "quorum",
 ) -> dict[str, Any]:
-    """Queue arguments of a quorum queue that dead-letters what it rejects or cannot deliver."""
+    """Queue arguments of a queue that dead-letters what it rejects or cannot deliver.
+
+    A classic queue (`HOTLINE_RABBITMQ_QUEUE_TYPE=classic`, for brokers whose queues were
+    declared classic before) dead-letters rejected messages too, but has no delivery limit: a
+    message its consumer crashes on is redelivered until someone removes it."""
+    if queue_type == "classic":
+        return {
+            "x-dead-letter-exchange": dead_letter_exchange,
+            "x-dead-letter-routing-key": dead_letter_routing_key,
+            "x-overflow": "reject-publish",
+        }
     return {
         "x-queue-type": "quorum",
         "x-dead-letter-exchange": dead_letter_exchange,
@@ -166,8 +190,10 @@ def declare_department_queue(
     dead_letter_exchange: str = DEAD_LETTER_EXCHANGE,
     dead_letter_queue: str = DEPARTMENT_DEAD_QUEUE,
     delivery_limit: int = DEPARTMENT_DELIVERY_LIMIT,
+    queue_type: QueueType = "quorum",
 ) -> str:
-    """Declare the exchanges, the department's durable quorum queue and its binding.
+    """Declare the exchanges, the department's durable queue (quorum unless `queue_type` says
+    classic) and its binding.
 
     Rejected messages (and messages redelivered more than `delivery_limit` times) go to
     `dead_letter_queue`. Returns the queue name. Idempotent, as long as every caller passes the
@@ -180,14 +206,16 @@ def declare_department_queue(
         dead_letter_queue,
         ROUTING_PREFIX + "#",
         dead_letter_exchange=dead_letter_exchange,
+        queue_type=queue_type,
     )
     channel.queue_declare(
         key,
         durable=True,
-        arguments=quorum_arguments(
+        arguments=queue_arguments(
             dead_letter_exchange=dead_letter_exchange,
             dead_letter_routing_key=key,
             delivery_limit=delivery_limit,
+            queue_type=queue_type,
         ),
     )
     channel.queue_bind(key, exchange, routing_key=key)
@@ -218,8 +246,10 @@ class DepartmentPublisher:
         declare_queues: bool = True,
         connect_timeout: float = 5.0,
         app_id: str = "hotline-router",
+        queue_type: QueueType = "quorum",
     ) -> None:
         self.url = url
+        self.queue_type = queue_type
         self.exchange = exchange
         self.dead_letter_exchange = dead_letter_exchange
         self.dead_letter_queue = dead_letter_queue
@@ -278,6 +308,7 @@ class DepartmentPublisher:
                             exchange=self.exchange,
                             dead_letter_exchange=self.dead_letter_exchange,
                             dead_letter_queue=self.dead_letter_queue,
+                            queue_type=self.queue_type,
                         )
                         self._declared.add(key)
                     channel.basic_publish(
@@ -420,6 +451,7 @@ def consume_department(
     dead_letter_exchange: str = DEAD_LETTER_EXCHANGE,
     dead_letter_queue: str = DEPARTMENT_DEAD_QUEUE,
     retry_delay: float = 1.0,
+    queue_type: QueueType = "quorum",
 ) -> None:
     """The reference department client: call `handler` for each message, ack after it returns.
 
@@ -436,6 +468,7 @@ def consume_department(
             exchange=exchange,
             dead_letter_exchange=dead_letter_exchange,
             dead_letter_queue=dead_letter_queue,
+            queue_type=queue_type,
         )
 
     def handle(

@@ -3,9 +3,10 @@
 Queues: `dispatch` (delivery of work orders), `deadlines` (warning/overdue scans), `callbacks`
 (satisfaction callbacks), `training` (model training), and `default` (the outbox relay, probes,
 hotspot scans). Task names (`service.worker.names`) are dotted and their first part chooses the
-queue (`dispatch.deliver` → `dispatch`). On RabbitMQ the queues are durable quorum queues and
-publishes wait for the broker's confirm. Used by the worker (`service.worker.app`) and by the
-publishers of other processes (`service.runtime`).
+queue (`dispatch.deliver` → `dispatch`). On RabbitMQ the queues are durable quorum queues
+(classic ones with `HOTLINE_RABBITMQ_QUEUE_TYPE=classic`) and publishes wait for the broker's
+confirm. Used by the worker (`service.worker.app`) and by the publishers of other processes
+(`service.runtime`).
 """
 
 from __future__ import annotations
@@ -23,11 +24,24 @@ from service.worker import observability as _observability  # noqa: F401  (conne
 QUEUES = ("dispatch", "deadlines", "callbacks", "training", "default")
 
 
+def queue_name(settings: Settings, name: str) -> str:
+    """The broker's name of one of our `QUEUES` (`HOTLINE_TASK_QUEUE_PREFIX` + name)."""
+    return settings.task_queue_prefix + name
+
+
 def build_queues(settings: Settings) -> list[Queue]:
-    arguments: dict[str, Any] = {"x-queue-type": "quorum"} if settings.uses_rabbitmq else {}
-    exchange = Exchange("hotline.tasks", type="direct", durable=True)
+    # Classic queues are declared without the argument, exactly as a broker without it did.
+    quorum = settings.uses_rabbitmq and settings.rabbitmq_queue_type == "quorum"
+    arguments: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
+    exchange = Exchange(queue_name(settings, "hotline.tasks"), type="direct", durable=True)
     return [
-        Queue(name, exchange, routing_key=name, durable=True, queue_arguments=arguments or None)
+        Queue(
+            queue_name(settings, name),
+            exchange,
+            routing_key=name,
+            durable=True,
+            queue_arguments=arguments or None,
+        )
         for name in QUEUES
     ]
 
@@ -61,10 +75,13 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_queues=build_queues(settings),
-        task_default_queue="default",
-        task_default_exchange="hotline.tasks",
+        task_default_queue=queue_name(settings, "default"),
+        task_default_exchange=queue_name(settings, "hotline.tasks"),
         task_default_routing_key="default",
-        task_routes={f"{name}.*": {"queue": name, "routing_key": name} for name in QUEUES},
+        task_routes={
+            f"{name}.*": {"queue": queue_name(settings, name), "routing_key": name}
+            for name in QUEUES
+        },
         task_create_missing_queues=False,
         broker_transport_options=transport_options,
         broker_connection_timeout=settings.broker_connect_timeout,

@@ -73,3 +73,41 @@ def test_knowledge_seed_is_idempotent_and_refuses_a_bad_limit(tmp_path: Path) ->
     bad = hotline("knowledge", "seed", "--limit", "0", env=env, cwd=tmp_path)
     assert bad.returncode != 0
     assert bad.stderr.strip() == "error: --limit must be positive, got 0"
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "scheduler"])
+@pytest.mark.parametrize(
+    ("revision", "expected"),
+    [(None, "run hotline migrate"), ("9999_future", "newer than this release")],
+)
+def test_processes_refuse_a_schema_they_were_not_built_for(
+    tmp_path: Path,
+    database_url: str,
+    command: str,
+    revision: str | None,
+    expected: str,
+) -> None:
+    """`hotline migrate` runs once per release (docs/deployment.md); serve, worker and scheduler
+    only check, and refuse an older (un-migrated) or a newer schema in one line."""
+    from sqlalchemy import text
+
+    from service.db import create_db_engine
+
+    engine = create_db_engine(database_url)
+    with engine.begin() as connection:
+        if revision is None:
+            connection.execute(text("DELETE FROM alembic_version"))
+        else:
+            connection.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    engine.dispose()
+    env = {
+        "HOTLINE_VAR_DIR": str(tmp_path / "var"),
+        "HOTLINE_DATABASE_URL": database_url,
+        "HOTLINE_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}",
+    }
+    result = hotline(command, env=env, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip() and " INFO " not in line]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: database schema at ")
+    assert expected in lines[0]

@@ -1,23 +1,64 @@
 """Duplicate detection on intake: suggestions, automatic merges, repeat callers, and appeals
-committed by other processes, on SQLite and PostgreSQL."""
+committed by other processes, on SQLite and PostgreSQL; each with the process's own index and
+through a duplicate server (`HOTLINE_DUPLICATE_SERVER`, service/duplicate_server.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from router.duplicates import detector
+from router.duplicates.index import AppealRecord, DuplicateCheck
 from router.workorders import service as workorders
 from service import intake, runtime
 from service.config import get_settings
+from service.duplicate_server import DuplicateServer, authkey_of
 
 Login = Callable[[str], dict[str, str]]
 
 LIGHT = "万国城小区门口的路灯坏了半个多月，晚上一片漆黑，老人小孩出门很不安全，请尽快派人维修。"
 LIGHT_AGAIN = "万国城小区门口路灯坏了好久了，晚上一片漆黑，老人小孩出门不安全，希望尽快维修。"
 NOISE = "世纪城旁边工地每天夜里十二点以后还在施工，噪音非常大，吵得人睡不着觉。"
+
+
+@pytest.fixture(autouse=True, params=["own-index", "duplicate-server"])
+def index_place(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run every test with this process's index, and again through a duplicate server (here a
+    thread of the test process; tests/service/test_duplicate_server.py runs the real command)."""
+    if request.param == "own-index":
+        yield request.param
+        return
+    served: list[int] = []
+
+    def local() -> detector.DuplicateDetector:
+        config = intake.duplicate_config(get_settings())
+        return detector.detector_for(runtime.get_database(), config)
+
+    def check_many(records: list[AppealRecord]) -> list[DuplicateCheck]:
+        served.append(len(records))
+        with runtime.get_database().session() as db_session:
+            return local().check_many(db_session=db_session, records=records)
+
+    def warm_up() -> int:
+        return local().warm_up(runtime.get_database().session)
+
+    directory = tempfile.mkdtemp(prefix="dup-", dir="/tmp")  # a Unix socket path is short
+    authkey = authkey_of(os.environ["HOTLINE_SECRET_KEY"])
+    server = DuplicateServer(f"{directory}/index.sock", authkey, check_many, warm_up)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HOTLINE_DUPLICATE_SERVER", f"{directory}/index.sock")
+    runtime.get_settings.cache_clear()
+    yield request.param
+    server.close()
+    shutil.rmtree(directory, ignore_errors=True)
+    assert served, "no check went through the duplicate server"
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
