@@ -65,6 +65,7 @@ class AlternativeRead(BaseModel):
     category_code: str
     category_path: str
     confidence: float
+    department_code: str | None = None
 
 
 class SuggestionRead(BaseModel):
