@@ -31,6 +31,7 @@ from service.api import (
 )
 from service.api.errors import install_error_handlers
 from service.api.request_guard import RequestGuardMiddleware
+from service.api.responses import LocalTimeJSONResponse
 from service.channels.limits import IntakeLimitsMiddleware
 from service.config import get_settings
 from service.runtime import get_database
@@ -64,6 +65,7 @@ def create_app() -> FastAPI:
         title="hotline-router",
         version="0.1.0",
         description="12345 hotline appeal routing: intake, classification, dispatch, tracking.",
+        default_response_class=LocalTimeJSONResponse,
     )
     install_error_handlers(app)
     app.add_middleware(IntakeLimitsMiddleware)
