@@ -18,6 +18,7 @@ from service.api import (
     callbacks,
     callers,
     deadletters,
+    docs,
     health,
     hotspots,
     model_versions,
@@ -66,11 +67,15 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="12345 hotline appeal routing: intake, classification, dispatch, tracking.",
         default_response_class=LocalTimeJSONResponse,
+        # Served by service/api/docs.py with packaged assets instead of a CDN's.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(IntakeLimitsMiddleware)
     app.add_middleware(RequestGuardMiddleware)  # outermost: before any route reads a byte
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(system.router)
     app.include_router(appeals.router)
     app.include_router(auth.router)
