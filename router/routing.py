@@ -98,6 +98,7 @@ class Alternative:
     category_code: str
     category_path: str
     confidence: float
+    department_code: str | None = None  # the category's responsible department
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +144,7 @@ class RouteDecision:
                     "category_code": a.category_code,
                     "category_path": a.category_path,
                     "confidence": round(a.confidence, 4),
+                    "department_code": a.department_code,
                 }
                 for a in self.alternatives
             ],
@@ -222,10 +224,16 @@ def route(
         alt = catalogue.resolve_label(label)
         if alt is None:
             continue
+        responsible = catalogue.responsible_department(alt.code)
         alternatives.append(
-            Alternative(category_code=alt.code, category_path=alt.path_text, confidence=confidence)
+            Alternative(
+                category_code=alt.code,
+                category_path=alt.path_text,
+                confidence=confidence,
+                department_code=responsible,
+            )
         )
-        if rank < DEPARTMENT_BEAM and catalogue.responsible_department(alt.code) == department:
+        if rank < DEPARTMENT_BEAM and responsible == department:
             department_mass += confidence
     if department is None or source == "jurisdiction":
         confidence = float(suggestion.confidence)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
@@ -20,10 +22,37 @@ DEMO_SEED = 12345  # = training.default_model.SYNTHETIC_SEED, the seed of the sy
 
 
 def load_reference_data(database: Database) -> SyncReport:
+    """Bring the catalogue tables in step with the reference data; the caller reports it."""
     with database.session() as db_session:
         report = sync_catalogue(db_session=db_session, catalogue=default_catalogue())
-    log.info("reference data: %s", report)
+    log.debug("reference data: %s", report)
     return report
+
+
+def describe_reference_report(report: SyncReport) -> str:
+    return (
+        f"reference data: {report.departments_added} departments and "
+        f"{report.categories_added} categories added, "
+        f"{report.departments_updated + report.categories_updated} updated"
+    )
+
+
+class TrainingProgress:
+    """`progress(stage, fraction)` for the demo model's training: one INFO line per stage and
+    per tenth of the work, with the seconds since the start, so a first start is not silent."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._started = clock()
+        self._last: tuple[str, int] | None = None
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        step = (stage, int(fraction * 10))
+        if step == self._last:
+            return
+        self._last = step
+        elapsed = self._clock() - self._started
+        log.info("training the demo model: %s %d%% (%.0f s)", stage, fraction * 100, elapsed)
 
 
 def seed_demo_accounts(database: Database, settings: Settings) -> list[str]:
@@ -53,16 +82,28 @@ def ensure_demo_model(settings: Settings) -> bool:
     from training.default_model import train_default_model
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    log.info("no model in %s: training the default model", settings.model_dir)
     # the real messages never outnumber the synthetic ones: a small demo corpus (tests, a quick
     # try) stays quick to train; at the default size every real row is used
+    log.info(
+        "no model in %s: training the demo model on %d synthetic appeals (once; about 2 minutes "
+        "at the default size)",
+        settings.model_dir,
+        settings.demo_corpus_size,
+    )
     result = train_default_model(
         settings.model_dir,
         seed=0,
         synthetic_count=settings.demo_corpus_size,
         real_limit=settings.demo_corpus_size // 2,
+        progress=TrainingProgress(),
     )
-    log.info("default model trained: %s", result)
+    log.info(
+        "demo model trained in %.0f s: %d rows, %d categories, saved in %s",
+        result.seconds,
+        result.rows,
+        result.classes,
+        result.model_dir,
+    )
     return True
 
 
@@ -93,9 +134,11 @@ def register_model_dir(database: Database, settings: Settings, *, source: str) -
     return version
 
 
-def prepare(settings: Settings, database: Database) -> None:
+def prepare(settings: Settings, database: Database, *, reference_data: bool = True) -> None:
+    """Reference data (unless the caller has just loaded it), demo accounts, a model."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    load_reference_data(database)
+    if reference_data:
+        log.info(describe_reference_report(load_reference_data(database)))
     if settings.seed_demo:
         seed_demo_accounts(database, settings)
     trained = ensure_demo_model(settings)

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     training_demo_corpus_size: int = Field(default=20_000, ge=100)
     training_holdout_share: float = Field(default=0.15, gt=0, lt=0.5)
     training_seed: int = 0
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA time zone every API datetime is written in (the database keeps UTC)",
+    )
     secret_key: SecretStr = SecretStr("development-only-secret")
     demo_password: SecretStr = SecretStr(DEFAULT_DEMO_PASSWORD)
     seed_demo: bool = True
@@ -147,6 +152,15 @@ class Settings(BaseSettings):
     assessment_red_below: float = Field(default=80.0, ge=0, le=100)
     assessment_yellow_below: float = Field(default=90.0, ge=0, le=100)
     assessment_repeat_window_days: int = Field(default=30, ge=1, le=366)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"HOTLINE_TIMEZONE is not an IANA time zone: {value!r}") from None
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -259,14 +259,20 @@ def return_order(
     *, db_session: Session, order: WorkOrder, actor: str, role: str, now: datetime, reason: str
 ) -> ActionResult:
     """Return (退单) within the window; the order goes back to review with the next-best
-    suggestion, and is escalated once it has been returned too often."""
+    suggestion (the best alternative whose department has not returned it), and is escalated
+    once it has been returned too often."""
     act = _Act(db_session, order, actor, role, now)
     if order.state in (State.DISPATCHED, State.ACCEPTED) and order.dispatched_at:
         check_return_window(order.dispatched_at, now)
     returning = order.department_code
     event = act(Action.RETURN, reason=reason, data={"department_code": returning})
     order.return_count += 1
-    next_best = service.next_best_alternative(order.suggestion or {}, order.category_code)
+    # The flush makes this return one of the events that name the departments to skip.
+    db_session.flush()
+    excluded = service.returning_departments(db_session=db_session, work_order=order)
+    next_best = service.next_best_alternative(
+        db_session=db_session, suggestion=order.suggestion or {}, excluded_departments=excluded
+    )
     # A new dict, so that the JSON column is seen as changed.
     order.suggestion = {**(order.suggestion or {}), "next_best": next_best}
     act(

@@ -459,13 +459,47 @@ def reopen(
     return events
 
 
+def returning_departments(*, db_session: Session, work_order: WorkOrder) -> set[str]:
+    """Every department that has returned (退单) the order so far."""
+    rows = db_session.scalars(
+        select(WorkOrderEvent.data).where(
+            WorkOrderEvent.work_order_id == work_order.id,
+            WorkOrderEvent.action == workflow.Action.RETURN.value,
+        )
+    )
+    return {str(d["department_code"]) for d in rows if d and d.get("department_code")}
+
+
+def responsible_department(*, db_session: Session, category_code: str) -> str | None:
+    """The lead department of a category or of its nearest ancestor that has one."""
+    code: str | None = category_code
+    for _ in range(8):  # the catalogue has three levels; the cap guards a cyclic table
+        if code is None:
+            return None
+        category = db_session.get(Category, code)
+        if category is None:
+            return None
+        if category.lead_department_code:
+            return category.lead_department_code
+        code = category.parent_code
+    return None
+
+
 def next_best_alternative(
-    suggestion: dict[str, Any], current_category: str | None
+    *, db_session: Session, suggestion: Mapping[str, Any], excluded_departments: set[str]
 ) -> dict[str, Any] | None:
-    """The classifier's best alternative in another category (for a returned order)."""
+    """The classifier's best alternative whose responsible department is none of
+    `excluded_departments` (for a returned order: every department that returned it), with
+    that department as ``department_code``. Suggestions stored before alternatives carried
+    their department are resolved against the catalogue."""
     for alternative in suggestion.get("alternatives") or []:
-        if isinstance(alternative, dict) and alternative.get("category_code") != current_category:
-            return dict(alternative)
+        if not isinstance(alternative, dict) or not alternative.get("category_code"):
+            continue
+        department = alternative.get("department_code") or responsible_department(
+            db_session=db_session, category_code=str(alternative["category_code"])
+        )
+        if department and department not in excluded_departments:
+            return {**alternative, "department_code": department}
     return None
 
 

@@ -19,6 +19,7 @@ from service.api import (
     callbacks,
     callers,
     deadletters,
+    docs,
     health,
     hotspots,
     knowledge,
@@ -35,6 +36,7 @@ from service.api import (
 from service.api.csrf import CsrfMiddleware
 from service.api.errors import install_error_handlers
 from service.api.request_guard import RequestGuardMiddleware
+from service.api.responses import LocalTimeJSONResponse
 from service.channels.limits import IntakeLimitsMiddleware
 from service.config import get_settings
 from service.observability import tracing
@@ -84,6 +86,10 @@ def create_app() -> FastAPI:
         title="hotline-router",
         version="0.1.0",
         description="12345 hotline appeal routing: intake, classification, dispatch, tracking.",
+        default_response_class=LocalTimeJSONResponse,
+        # Served by service/api/docs.py with packaged assets instead of a CDN's.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(IntakeLimitsMiddleware)
@@ -95,6 +101,7 @@ def create_app() -> FastAPI:
     tracing.instrument_app(app, get_settings())
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(docs.router)
     app.include_router(system.router)
     app.include_router(appeals.router)
     app.include_router(auth.router)

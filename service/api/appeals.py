@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -14,6 +13,7 @@ from classifier.ood import intake_refusal
 from router.workorders import service as workorders
 from router.workorders.workflow import Role, State
 from service import classification, intake
+from service.api.responses import LocalTimeJSONResponse
 from service.api.security import require_roles
 from service.auth.security import Actor
 from service.channels.limits import MAX_TEXT_LENGTH
@@ -66,6 +66,7 @@ class AlternativeRead(BaseModel):
     category_code: str
     category_path: str
     confidence: float
+    department_code: str | None = None
 
 
 class SuggestionRead(BaseModel):
@@ -181,7 +182,7 @@ def create_appeal(
     return submit(appeal, actor)
 
 
-def submit(appeal: workorders.AppealInput, actor: Actor) -> JSONResponse:
+def submit(appeal: workorders.AppealInput, actor: Actor) -> LocalTimeJSONResponse:
     """Store and route one appeal (`service.intake.submit`) and answer as `POST /appeals` does:
     201 with the new order, or 200 with the stored one when its idempotency key is replayed."""
     result = intake.submit(
@@ -197,4 +198,6 @@ def submit(appeal: workorders.AppealInput, actor: Actor) -> JSONResponse:
         suggestion=SuggestionRead.model_validate(result.suggestion) if result.suggestion else None,
         next=next_step(result.state),
     )
-    return JSONResponse(created.model_dump(mode="json"), status_code=201 if result.created else 200)
+    return LocalTimeJSONResponse(
+        created.model_dump(mode="json"), status_code=201 if result.created else 200
+    )

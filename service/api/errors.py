@@ -1,4 +1,6 @@
-"""One renderer for every expected failure: `{"error": "<ClassName>", "detail": ...}`."""
+"""One renderer for every expected failure:
+`{"error": "<ClassName>", "detail": ..., "code": "<STABLE_CODE>", "message": "<中文说明>"}`
+(codes and messages in service/error_codes.py, listed in docs/errors.md)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from classifier.errors import ClassifierError
 from router.errors import AppError
 from service.channels.open311 import Open311Error, render_xml
+from service.error_codes import ErrorCode, code_for, code_for_exception
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +36,12 @@ HTTP_ERROR_NAMES = {
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 
-def error_body(name: str, detail: object, **extra: object) -> dict[str, object]:
-    return {"error": name, "detail": detail, **extra}
+def error_body(
+    name: str, detail: object, row: ErrorCode | None = None, **extra: object
+) -> dict[str, object]:
+    """The JSON error; `row` defaults to the row of `name` in the error-code table."""
+    row = row or code_for(name)
+    return {"error": name, "detail": detail, "code": row.code, "message": row.message, **extra}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -42,7 +49,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(
-            error_body(type(exc).__name__, exc.detail, **exc.extra),
+            error_body(type(exc).__name__, exc.detail, code_for_exception(exc), **exc.extra),
             status_code=exc.status_code,
             headers=headers,
         )
@@ -62,7 +69,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ClassifierError)
     async def _classifier_error(_request: Request, exc: ClassifierError) -> JSONResponse:
-        return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=503)
+        return JSONResponse(
+            error_body(type(exc).__name__, str(exc), code_for_exception(exc)), status_code=503
+        )
 
     @app.exception_handler(StaleDataError)
     async def _concurrent_change(_request: Request, _exc: StaleDataError) -> JSONResponse:

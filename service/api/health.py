@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from service import classification, health
+from service.api.responses import LocalTimeJSONResponse
 from service.config import get_settings
 from service.runtime import get_database
 
@@ -31,7 +31,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=ReadinessRead, responses={503: {"model": ReadinessRead}})
-def readyz() -> JSONResponse:
+def readyz() -> LocalTimeJSONResponse:
     """Readiness: database migrated, broker reachable, a model active; 503 names what is missing."""
     settings = get_settings()
     checks = [
@@ -44,4 +44,4 @@ def readyz() -> JSONResponse:
         status="ready" if ready else "not ready",
         checks=[CheckRead(name=c.name, ok=c.ok, detail=c.detail) for c in checks],
     )
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+    return LocalTimeJSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from classifier.ood import intake_refusal
 from router.catalogue.models import Category
@@ -33,6 +33,7 @@ from router.workorders import service as workorders
 from router.workorders.workflow import Role
 from service import intake
 from service.api.appeals import REFUSED_TEXT
+from service.api.responses import LocalTimeJSONResponse
 from service.api.security import remote_addr
 from service.channels.limits import MAX_TEXT_LENGTH, charset_of, client_keys, take_intake_hits
 from service.channels.open311 import (
@@ -69,7 +70,7 @@ def _format(value: str) -> str:
 def _answer(fmt: str, root_tag: str, value: Any, status_code: int = 200) -> Response:
     if fmt == "xml":
         return Response(render_xml(root_tag, value), status_code, media_type="text/xml")
-    return JSONResponse(value, status_code)
+    return LocalTimeJSONResponse(value, status_code)
 
 
 def _no_nul(value: str, name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,14 +86,9 @@ def migrate(
     migrations.upgrade(settings.database_url, revision)
     typer.echo(f"database at revision {migrations.current_revision(get_database().engine)}")
     if revision == "head":
-        from service.bootstrap import load_reference_data
+        from service.bootstrap import describe_reference_report, load_reference_data
 
-        report = load_reference_data(get_database())
-        typer.echo(
-            f"reference data: {report.departments_added} departments and "
-            f"{report.categories_added} categories added, "
-            f"{report.departments_updated + report.categories_updated} updated"
-        )
+        typer.echo(describe_reference_report(load_reference_data(get_database())))
 
 
 @app.command()
@@ -222,7 +218,7 @@ def run() -> None:
     from service.bootstrap import prepare
     from service.runtime import get_database
 
-    prepare(settings, get_database())
+    prepare(settings, get_database(), reference_data=False)  # migrate() loaded it
     commands = {
         "api": ["serve"],
         "worker": ["worker", "--concurrency", "2"],
@@ -232,8 +228,6 @@ def run() -> None:
         name: subprocess.Popen([sys.executable, "-m", "service.cli", *args])
         for name, args in commands.items()
     }
-    typer.echo(f"hotline-router running on http://{settings.host}:{settings.port} (Ctrl-C stops)")
-
     stopping = False
 
     def _stop(_signum: int, _frame: object) -> None:
@@ -243,6 +237,7 @@ def run() -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     exit_code = 0
+    listening = False
     while not stopping:
         for name, child in children.items():
             if child.poll() is not None:
@@ -250,17 +245,42 @@ def run() -> None:
                 exit_code = child.returncode or 1
                 stopping = True
                 break
-        time.sleep(0.5)
+        if not stopping and not listening and _accepts_connections(settings.host, settings.port):
+            listening = True
+            typer.echo(
+                f"hotline-router running on http://{settings.host}:{settings.port} (Ctrl-C stops)"
+            )
+        time.sleep(0.1)
+    started = time.monotonic()
     for child in children.values():
         if child.poll() is None:
             child.terminate()
-    deadline = time.monotonic() + 20
-    for child in children.values():
+    deadline = started + STOP_GRACE_SECONDS
+    for name, child in children.items():
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %d s: killed", name, STOP_GRACE_SECONDS)
             child.kill()
+            child.wait()
+        log.debug("%s stopped after %.1f s", name, time.monotonic() - started)
+    typer.echo(f"hotline-router stopped in {time.monotonic() - started:.1f} s")
     raise typer.Exit(exit_code)
+
+
+STOP_GRACE_SECONDS = 10
+"""How long `run` lets its processes finish what they are doing after SIGTERM (the worker's
+running tasks are acknowledged late, so a killed one is redelivered)."""
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    """Whether the API listens yet (a wildcard bind address is asked on the loopback)."""
+    target = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
+    try:
+        with socket.create_connection((target, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 @app.command()

@@ -96,7 +96,7 @@ def create_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         worker_enable_remote_control=settings.uses_rabbitmq,
-        timezone="Asia/Shanghai",
+        timezone=settings.timezone,  # beat schedules in local time
         enable_utc=True,
         beat_schedule={
             "outbox-relay": {

@@ -38,10 +38,15 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def hotline_task(name: str, *, max_retries: int = 8, acks_late: bool = True) -> Callable[[F], Any]:
+def hotline_task(
+    name: str, *, max_retries: int = 8, acks_late: bool = True, quiet: bool = False
+) -> Callable[[F], Any]:
     """Register `fn(db_session, **kwargs)` as the Celery task `name`.
 
-    The queue is the first part of the name (`task_routes` in service/worker/app.py).
+    The queue is the first part of the name (`task_routes` in service/worker/app.py). A `quiet`
+    task (one that beat runs every few seconds) logs its start and end at DEBUG, and Celery's
+    own lines about it are dropped below DEBUG (`QUIET_TASKS` in service/worker/app.py): it
+    logs at INFO only when it did something.
     """
 
     def decorate(fn: F) -> Any:
@@ -57,10 +62,11 @@ def hotline_task(name: str, *, max_retries: int = 8, acks_late: bool = True) -> 
             max_retries=max_retries,
         )
         def task(self: Any, **kwargs: Any) -> Any:
-            log.info("task %s[%s] started %s", name, self.request.id, kwargs)
+            level = logging.DEBUG if quiet else logging.INFO
+            log.log(level, "task %s[%s] started %s", name, self.request.id, kwargs)
             with get_database().session() as db_session:
                 result = fn(db_session, **kwargs)
-            log.info("task %s[%s] done", name, self.request.id)
+            log.log(level, "task %s[%s] done", name, self.request.id)
             return result
 
         task.__doc__ = fn.__doc__
@@ -119,10 +125,13 @@ def triage_pending(db_session: Session) -> int:
     return intake.triage_pending(db_session=db_session, settings=get_settings())
 
 
-@hotline_task(names.RELAY_OUTBOX, max_retries=0)
+@hotline_task(names.RELAY_OUTBOX, max_retries=0, quiet=True)
 def relay_outbox(db_session: Session) -> int:
     """Publish outbox messages that were not published right after their commit."""
-    return outbox.publish(db_session, send_task, older_than=timedelta(seconds=10))
+    published = outbox.publish(db_session, send_task, older_than=timedelta(seconds=10))
+    if published:
+        log.info("outbox relay published %d message(s)", published)
+    return published
 
 
 @hotline_task(names.SCAN_DEADLINES, max_retries=0)

@@ -141,7 +141,12 @@ def test_bad_credentials_are_one_indistinguishable_401(
     response = client.post("/api/v1/auth/token", data={"username": username, "password": password})
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert response.json() == {"error": "Unauthorized", "detail": "用户名或密码错误"}
+    assert response.json() == {
+        "error": "Unauthorized",
+        "detail": "用户名或密码错误",
+        "code": "UNAUTHORIZED",
+        "message": "未登录或登录已失效，请重新登录",
+    }
 
 
 def test_an_oversized_password_is_refused_without_hashing_it(client: TestClient) -> None:

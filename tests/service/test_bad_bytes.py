@@ -15,7 +15,12 @@ NUL_DETAIL = "请求中含有不允许的空字符（NUL）"
 def assert_refused(response: object) -> None:
     status = getattr(response, "status_code", None)
     assert status == 400, getattr(response, "text", response)
-    assert response.json() == {"error": "BadRequest", "detail": NUL_DETAIL}  # type: ignore[attr-defined]
+    assert response.json() == {  # type: ignore[attr-defined]
+        "error": "BadRequest",
+        "detail": NUL_DETAIL,
+        "code": "BAD_REQUEST",
+        "message": "请求格式错误",
+    }
 
 
 def test_a_nul_in_the_login_form_is_a_400_before_any_lookup(client: TestClient) -> None:

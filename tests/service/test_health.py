@@ -61,7 +61,12 @@ def test_unknown_probe_is_a_404_with_a_machine_readable_body(
 ) -> None:
     response = client.get("/api/v1/system/probes/nope", headers=login("admin"))
     assert response.status_code == 404
-    assert response.json() == {"error": "NotFound", "detail": "probe nope not found"}
+    assert response.json() == {
+        "error": "NotFound",
+        "detail": "probe nope not found",
+        "code": "NOT_FOUND",
+        "message": "请求的资源不存在",
+    }
 
 
 def test_probes_are_for_operators_only(

@@ -52,7 +52,12 @@ def echo(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
 def test_a_declared_oversized_body_is_refused_before_it_is_read(echo: TestClient) -> None:
     response = echo.post("/api/v1/appeals", content=b"x" * 2049)
     assert response.status_code == 413
-    assert response.json() == {"error": "PayloadTooLarge", "detail": "请求内容超过 2048 字节的上限"}
+    assert response.json() == {
+        "error": "PayloadTooLarge",
+        "detail": "请求内容超过 2048 字节的上限",
+        "code": "PAYLOAD_TOO_LARGE",
+        "message": "请求内容过大",
+    }
     assert echo.post("/api/v1/appeals", content=b"x" * 2048).status_code == 200
 
 

@@ -141,7 +141,12 @@ def test_a_wechat_retry_of_the_same_message_returns_the_same_work_order(wechat: 
 def test_a_message_with_a_wrong_signature_is_refused_and_stores_nothing(wechat: TestClient) -> None:
     response = post(wechat, text_message(msg_id="5550001"), params=signed("not-our-token"))
     assert response.status_code == 403
-    assert response.json() == {"error": "InvalidSignature", "detail": "微信签名校验失败"}
+    assert response.json() == {
+        "error": "InvalidSignature",
+        "detail": "微信签名校验失败",
+        "code": "WECHAT_SIGNATURE_INVALID",
+        "message": "微信消息签名无效",
+    }
     with runtime.get_database().session() as db_session:
         assert (
             db_session.scalars(select(Appeal).where(Appeal.external_id == "5550001")).first()

@@ -136,12 +136,8 @@ def test_return_goes_to_review_with_next_best_and_second_return_escalates(
     after = read(client, login, number)
     assert (after["state"], after["escalated"]) == ("review", False)
     next_best = after["suggestion"]["next_best"]
-    assert next_best["category_code"] != after["category_code"]
-    expected = next(
-        a
-        for a in order["suggestion"]["alternatives"]
-        if a["category_code"] != order["suggestion"]["category_code"]
-    )
+    assert next_best["department_code"] != owner
+    expected = next(a for a in order["suggestion"]["alternatives"] if a["department_code"] != owner)
     assert next_best == expected
     queue = client.get("/api/v1/review-queue", headers=login("agent")).json()
     assert number in {item["number"] for item in queue["items"]}
@@ -153,6 +149,35 @@ def test_return_goes_to_review_with_next_best_and_second_return_escalates(
     assert (final["state"], final["escalated"]) == ("review", True)
     assert final["events"][-1]["action"] == "escalate"
     assert final["events"][-1]["reason"] == "多次退单"
+
+
+def test_next_best_skips_every_department_that_returned_the_order(
+    client: TestClient, login: Login, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = create(client, login, monkeypatch)
+    number, first = order["number"], order["suggestion"]["department_code"]
+    alternatives = order["suggestion"]["alternatives"]
+    assert (
+        post(client, login, dept(first), number, "return", {"reason": "非本单位"}).status_code
+        == 200
+    )
+    proposed = read(client, login, number)["suggestion"]["next_best"]
+    assert proposed["department_code"] not in (None, first)
+
+    # The agent follows the proposal; the second department returns it too.
+    second = proposed["department_code"]
+    body = {"category_code": proposed["category_code"], "department_code": second}
+    assert post(client, login, "agent", number, "dispatch", body).status_code == 200
+    assert (
+        post(client, login, dept(second), number, "return", {"reason": "也非本单位"}).status_code
+        == 200
+    )
+    queue = client.get("/api/v1/review-queue", headers=login("agent")).json()
+    item = next(i for i in queue["items"] if i["number"] == number)
+    again = item["suggestion"]["next_best"]
+    expected = next((a for a in alternatives if a["department_code"] not in (first, second)), None)
+    assert again == expected
+    assert again is None or again["department_code"] not in (first, second)
 
 
 def test_extension_approval_moves_the_deadline_and_the_cap_is_a_409(

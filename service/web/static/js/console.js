@@ -365,7 +365,8 @@
         el("td", { class: "nowrap" }, item.number, el("div", { class: "muted small" }, fmtTime(item.created_at))),
         el("td", {}, item.title ? el("strong", {}, item.title, " ") : "", item.excerpt),
         el("td", {}, s.category_path || HL.categoryPath(ref, item.category_code),
-          nextBest ? el("div", { class: "small" }, "退单后次优：", nextBest.category_path) : ""),
+          nextBest ? el("div", { class: "small" }, "退单后次优：", nextBest.category_path,
+            nextBest.department_code ? `（${HL.deptName(ref, nextBest.department_code)}）` : "") : ""),
         el("td", {}, HL.deptName(ref, item.department_code || s.department_code)),
         el("td", { class: "nowrap" }, pct(s.confidence)),
         el("td", { class: "nowrap" }));
@@ -378,7 +379,8 @@
         actions.append(el("button", {
           type: "button",
           onclick: () => dispatchFromReview(item.number,
-            { category_code: nextBest.category_code, reason: "采用退单后的次优建议" }, row),
+            { category_code: nextBest.category_code, department_code: nextBest.department_code || undefined,
+              reason: "采用退单后的次优建议" }, row),
         }, "用次优"), " ");
       }
       actions.append(el("button", {
