@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from router.callbacks import service as callbacks
 from router.deadlines import service as deadlines
 from router.orm import utcnow
-from router.workorders.workflow import CallbackOutcome
+from router.workorders.models import WorkOrder
+from router.workorders.workflow import CallbackOutcome, State
 from service import classification, health
 from service.config import Settings
 from service.db import Database
@@ -98,6 +99,16 @@ def _figures(db_session: Session) -> Iterator[Metric]:
             OutboxMessage.sent_at.is_(None)
         )
     ).one()
+    orders = GaugeMetricFamily(
+        "hotline_work_orders", "Work orders by state (every state, 0 when none).", labels=["state"]
+    )
+    by_state = dict(
+        db_session.execute(select(WorkOrder.state, func.count()).group_by(WorkOrder.state)).all()
+    )
+    for state in State:
+        orders.add_metric([state.value], float(by_state.get(state.value, 0)))
+    yield orders
+
     backlog = GaugeMetricFamily("hotline_outbox_backlog", "Outbox messages not published yet.")
     backlog.add_metric([], float(count or 0))
     yield backlog

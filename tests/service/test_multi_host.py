@@ -36,6 +36,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from router.workorders.models import Appeal, WorkOrder
+from router.workorders.workflow import State
 from service.db import Database, create_db_engine
 from service.delivery.models import Delivery
 from service.delivery.rabbitmq import connection_parameters, routing_key
@@ -48,6 +49,7 @@ from tests.support import wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 APPEALS = 120
+METRICS_TOKEN = "multi-host-metrics-token"
 KILL_AFTER = 40
 CLIENT_THREADS = 4
 SETTLED = ("review", "dispatched")
@@ -239,6 +241,8 @@ def scenario(
         "HOTLINE_OUTBOX_RELAY_SECONDS": "1",
         "HOTLINE_SEED_DEMO": "false",
         "HOTLINE_LOG_LEVEL": "INFO",
+        "HOTLINE_METRICS_TOKEN": METRICS_TOKEN,
+        "HOTLINE_METRICS_CACHE_SECONDS": "0",
     }
 
     # Two "hosts", each with its duplicate server (a Unix socket path must be short).
@@ -393,31 +397,25 @@ def test_every_dispatch_reaches_its_department_once(scenario: Scenario) -> None:
 
 
 def metrics_agree_with_database(api_url: str, database: Database) -> None:
-    """Compare the surviving API's `/metrics` (prometheus text, `HOTLINE_METRICS_TOKEN`) with
-    the database: every series of a metric with `work_orders` in its name and a `state` label
-    must equal the number of work orders in that state. Skips when the API has no `/metrics`."""
-    token = os.environ.get("HOTLINE_METRICS_TOKEN", "")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.get(f"{api_url}/metrics", headers=headers, timeout=10)
-    if response.status_code == 404:
-        pytest.skip("this API has no /metrics endpoint (issue 17, items 1-3)")
-    assert response.status_code == 200, response.text[:300]
-    from prometheus_client.parser import text_string_to_metric_families  # with /metrics only
+    """Compare the surviving API's `/metrics` with the database: `hotline_work_orders{state}`
+    must equal the number of work orders in each state, and the outbox backlog the unsent
+    outbox rows."""
+    from prometheus_client.parser import text_string_to_metric_families
 
+    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    response = httpx.get(f"{api_url}/metrics", headers=headers, timeout=10)
+    assert response.status_code == 200, response.text[:300]
     with database.session() as session:
         counts = dict(
             session.execute(select(WorkOrder.state, func.count()).group_by(WorkOrder.state)).all()
         )
-    compared = 0
-    for family in text_string_to_metric_families(response.text):
-        if "work_orders" not in family.name:
-            continue
-        for sample in family.samples:
-            state = sample.labels.get("state")
-            if state is not None and set(sample.labels) == {"state"}:
-                assert sample.value == counts.get(state, 0), (sample, counts)
-                compared += 1
-    assert compared, "no work-order gauge with a `state` label in /metrics"
+        backlog = session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
+        )
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    by_state = {s.labels["state"]: s.value for s in families["hotline_work_orders"].samples}
+    assert by_state == {state.value: float(counts.get(state.value, 0)) for state in State}
+    assert [s.value for s in families["hotline_outbox_backlog"].samples] == [float(backlog or 0)]
 
 
 def test_metrics_agree_with_the_database(scenario: Scenario) -> None:
