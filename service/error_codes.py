@@ -48,6 +48,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "TooManyRequests": ErrorCode("TOO_MANY_REQUESTS", "请求过于频繁，请稍后重试"),
     "ServiceUnavailable": ErrorCode("SERVICE_UNAVAILABLE", "服务暂不可用，请稍后重试"),
     "HTTPError": ErrorCode("HTTP_ERROR", "请求无法处理"),
+    "InternalError": ErrorCode("INTERNAL_ERROR", "服务内部错误，已记录，请稍后重试或联系管理员"),
 }
 
 

@@ -115,6 +115,12 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         return JSONResponse(error_body("ValidationError", errors), status_code=422)
 
+    @app.exception_handler(Exception)
+    async def _bug(_request: Request, _exc: Exception) -> JSONResponse:
+        # A bug: the JSON error instead of plain text; the server logs the traceback, the answer
+        # carries none (Starlette re-raises after answering).
+        return JSONResponse(error_body("InternalError", "internal server error"), status_code=500)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         name = HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")

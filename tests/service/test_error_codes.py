@@ -18,7 +18,13 @@ CHINESE = re.compile(r"[\u4e00-\u9fff]")
 CODE = re.compile(r"^[A-Z][A-Z0-9_]+$")
 # Names the API gives errors that are not exception classes (service/api/errors.py, the
 # request guard and the intake limits).
-API_NAMES = {"ValidationError", "ServiceUnavailable", "InvalidEncoding", "HTTPError"}
+API_NAMES = {
+    "ValidationError",
+    "ServiceUnavailable",
+    "InvalidEncoding",
+    "HTTPError",
+    "InternalError",
+}
 
 
 def _subclasses(cls: type) -> set[type]:
@@ -84,3 +90,22 @@ def test_answers_of_each_status_carry_code_and_message(
         headers={**login("agent"), "Content-Type": "application/json"},
     )
     _check(big, 413, "PayloadTooLarge")
+
+
+def test_a_bug_answers_the_json_error_not_plain_text() -> None:
+    from fastapi import FastAPI
+
+    from service.api.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    response = TestClient(app, raise_server_exceptions=False).get("/boom")
+    assert response.status_code == 500
+    body = response.json()
+    assert (body["error"], body["code"]) == ("InternalError", "INTERNAL_ERROR")
+    assert CHINESE.search(body["message"]) and "a bug" not in response.text

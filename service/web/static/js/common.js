@@ -51,17 +51,22 @@ const HL = (() => {
     return node;
   }
 
-  /** Turn an error body {"error","detail"} into one readable Chinese line. */
+  /** Turn an error body {"error","detail","code","message"} into one readable Chinese line. */
   function errorText(result) {
     const body = result.data;
     if (result.status === 0) return "无法连接服务器，请检查网络后重试";
     if (result.status === 404 && body && body.error === "NotFound" && body.detail === "Not Found") {
       return "该功能的接口尚未提供";
     }
-    if (body && typeof body.detail === "string") return body.detail;
+    // A Chinese detail says more than the code's message; an English one is not for users.
+    if (body && typeof body.detail === "string" && /[\u4e00-\u9fff]/.test(body.detail)) {
+      return body.detail;
+    }
     if (body && Array.isArray(body.detail)) {
       return "输入有误：" + body.detail.map((e) => `${(e.loc || []).slice(1).join(".")} ${e.msg}`).join("；");
     }
+    if (body && typeof body.message === "string") return body.message;
+    if (body && typeof body.detail === "string") return body.detail;
     return `请求失败（HTTP ${result.status}）`;
   }
 
