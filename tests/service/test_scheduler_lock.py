@@ -52,6 +52,8 @@ def scheduler_env(
         "HOTLINE_DATABASE_URL": database_url,
         "HOTLINE_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}",
         "HOTLINE_OUTBOX_RELAY_SECONDS": "0.5",
+        # Beat's "Sending due task" lines about the idle relay are DEBUG (service.worker.app).
+        "HOTLINE_LOG_LEVEL": "DEBUG",
     }
 
 
