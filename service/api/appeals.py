@@ -123,6 +123,22 @@ class AppealCreate(BaseModel):
             raise ValueError("text fields must not contain NUL characters")
         return self
 
+    def to_input(self, idempotency_key: str | None) -> workorders.AppealInput:
+        """The domain's intake record; the body's idempotency key wins over the header's."""
+        return workorders.AppealInput(
+            channel=self.channel,
+            text=self.text,
+            title=self.title,
+            appeal_type=self.appeal_type,
+            caller_phone=self.caller_phone,
+            caller_name=self.caller_name,
+            address=self.address,
+            latitude=self.location.latitude if self.location else None,
+            longitude=self.location.longitude if self.location else None,
+            attachments=[a.model_dump() for a in self.attachments],
+            idempotency_key=self.idempotency_key or idempotency_key,
+        )
+
 
 class AppealCreated(BaseModel):
     number: str
@@ -166,20 +182,7 @@ def create_appeal(
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Any:
     """Store an appeal (before anything else), then classify and route it."""
-    appeal = workorders.AppealInput(
-        channel=body.channel,
-        text=body.text,
-        title=body.title,
-        appeal_type=body.appeal_type,
-        caller_phone=body.caller_phone,
-        caller_name=body.caller_name,
-        address=body.address,
-        latitude=body.location.latitude if body.location else None,
-        longitude=body.location.longitude if body.location else None,
-        attachments=[a.model_dump() for a in body.attachments],
-        idempotency_key=body.idempotency_key or idempotency_key,
-    )
-    return submit(appeal, actor)
+    return submit(body.to_input(idempotency_key), actor)
 
 
 def submit(appeal: workorders.AppealInput, actor: Actor) -> LocalTimeJSONResponse:

@@ -22,7 +22,6 @@ from router.knowledge.searcher import searcher_for
 from router.knowledge.service import ArticleState
 from router.orm import utcnow
 from router.workorders import queries
-from router.workorders.service import AppealInput
 from router.workorders.workflow import Role
 from service import knowledge as knowledge_service
 from service.api.appeals import AppealCreate
@@ -224,19 +223,7 @@ def answer_at_intake(
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Any:
     """直接办结: store a consultation, close it with the agent's answer, schedule its callback."""
-    appeal = AppealInput(
-        channel=body.channel,
-        text=body.text,
-        title=body.title,
-        appeal_type=body.appeal_type,
-        caller_phone=body.caller_phone,
-        caller_name=body.caller_name,
-        address=body.address,
-        latitude=body.location.latitude if body.location else None,
-        longitude=body.location.longitude if body.location else None,
-        attachments=[a.model_dump() for a in body.attachments],
-        idempotency_key=body.idempotency_key or idempotency_key,
-    )
+    appeal = body.to_input(idempotency_key)
     result = knowledge_service.submit_answered(
         database=get_database(),
         settings=get_settings(),
