@@ -84,13 +84,14 @@ DEFAULT_CALLBACK_POLICY = CallbackPolicy()
 
 
 def closure_round(*, db_session: Session, work_order: WorkOrder) -> int:
-    """How many times the order has been closed (1 after the first closure)."""
+    """How many times the order has been closed (1 after the first closure); answering at
+    intake (直接办结) is a closure too."""
     count = db_session.scalar(
         select(func.count())
         .select_from(WorkOrderEvent)
         .where(
             WorkOrderEvent.work_order_id == work_order.id,
-            WorkOrderEvent.action == workflow.Action.CLOSE.value,
+            WorkOrderEvent.action.in_([workflow.Action.CLOSE.value, workflow.Action.ANSWER.value]),
         )
     )
     return int(count or 0)

@@ -424,7 +424,7 @@ def reopen(
     """Reopen a closed order to the same department (and escalate it) with fresh clocks.
 
     The department must sign for it again: a new sign-for deadline and a new handling deadline
-    start at `now`.
+    start at `now`. An order no department had (answered at intake) goes to the review queue.
     """
     at = now or utcnow()
     events = [
@@ -439,10 +439,24 @@ def reopen(
             now=at,
         )
     ]
-    restart_department_clock(
-        db_session=db_session, order=order, now=at, calendar=calendar, policy=policy
-    )
     order.closed_at = None
+    if order.department_code is None:
+        # Answered at intake (直接办结): no department to reopen to, so an agent dispatches it.
+        events.append(
+            act(
+                db_session=db_session,
+                work_order=order,
+                action=workflow.Action.SEND_TO_REVIEW.value,
+                actor=actor,
+                role=Role.SYSTEM,
+                reason=reason,
+                now=at,
+            )
+        )
+    else:
+        restart_department_clock(
+            db_session=db_session, order=order, now=at, calendar=calendar, policy=policy
+        )
     if escalate:
         events.append(
             act(

@@ -17,6 +17,7 @@ States (the lower-case values are an API contract)::
                          intake (直接办结); the satisfaction callback is due
     callback_done        the callback (回访) is recorded: final
     reopened             unsatisfied callback: back to the same department, to be accepted again
+                         (an order answered at intake, which has none, goes on to review)
     merged               a duplicate that follows a master order (并单)
 
 Diagram (shape only; the edge list below is complete)::
@@ -50,6 +51,7 @@ Every edge and the roles that may take it (a test checks this list against :data
 
     received             --triage_auto--------> dispatched           system
     received, returned   --send_to_review-----> review               system, agent
+    reopened             --send_to_review-----> review               system
     received, review     --dispatch-----------> dispatched           agent, supervisor
     dispatched, returned --redispatch---------> dispatched           agent, supervisor
     accepted, extension_requested, reopened
@@ -98,7 +100,8 @@ Design choices:
   agent who answered a consultation on the line (the answer and the knowledge article used are
   the event's data). The order is stored first like every appeal, never routed, and gets its
   callback like any closed order. It has no department: reopened after an unsatisfied callback,
-  it waits for a supervisor to redispatch it (``reopened --redispatch--> dispatched``).
+  it goes on to the review queue (``reopened --send_to_review--> review``) for an agent to
+  dispatch, like a new appeal.
 * Illegal transitions raise :class:`~router.errors.Conflict` (409) naming the current state and the
   action; a legal transition by the wrong role raises :class:`~router.errors.Forbidden` (403);
   unknown state, action or role names raise :class:`~router.errors.InvalidInput` (400).
@@ -241,6 +244,8 @@ S, R, A = State, Role, Action
 RULES: tuple[Rule, ...] = (
     _rule(A.TRIAGE_AUTO, [S.RECEIVED], S.DISPATCHED, R.SYSTEM),
     _rule(A.SEND_TO_REVIEW, [S.RECEIVED, S.RETURNED], S.REVIEW, R.SYSTEM, R.AGENT),
+    # A reopened order no department ever had (answered at intake, 直接办结) waits for dispatch.
+    _rule(A.SEND_TO_REVIEW, [S.REOPENED], S.REVIEW, R.SYSTEM),
     _rule(A.DISPATCH, [S.RECEIVED, S.REVIEW], S.DISPATCHED, R.AGENT, R.SUPERVISOR),
     _rule(A.REDISPATCH, [S.DISPATCHED, S.RETURNED], S.DISPATCHED, R.AGENT, R.SUPERVISOR),
     # Taking an order away from a department that already accepted it is a supervisor's call.

@@ -306,3 +306,47 @@ def test_answering_at_intake_refuses_what_is_not_an_answered_consultation(
         ).status_code
         == 403
     )
+
+
+def test_an_unsatisfied_answer_at_intake_goes_to_the_review_queue(
+    client: TestClient, login: Login
+) -> None:
+    """The order has no department to reopen to: it waits in review for an agent to dispatch."""
+    payload = {
+        "channel": "phone",
+        "text": CONSULTATION,
+        "appeal_type": "consultation",
+        "caller_phone": "13812345678",
+        "answer": "需户口簿和房产证明。",
+    }
+    response = client.post("/api/v1/appeals/answered", json=payload, headers=login("agent"))
+    assert response.status_code == 201, response.text
+    number = response.json()["number"]
+
+    from router.callbacks.models import Callback
+    from router.workorders.models import WorkOrder
+
+    with runtime.get_database().session() as db_session:
+        order_id = db_session.scalars(select(WorkOrder.id).where(WorkOrder.number == number)).one()
+        callback_id = db_session.scalars(
+            select(Callback.id).where(Callback.work_order_id == order_id)
+        ).first()
+    result = client.post(
+        f"/api/v1/callbacks/{callback_id}/result",
+        json={"result": "unsatisfied"},
+        headers=login("agent"),
+    )
+    assert result.status_code == 200, result.text
+    order = client.get(f"/api/v1/work-orders/{number}", headers=login("supervisor")).json()
+    assert order["state"] == "review"
+    # Escalated too, as every unsatisfied callback is by default.
+    assert [e["action"] for e in order["events"]][-3:] == ["reopen", "send_to_review", "escalate"]
+    queue = client.get("/api/v1/review-queue", headers=login("agent"))
+    assert number in {item["number"] for item in queue.json()["items"]}
+    dispatched = client.post(
+        f"/api/v1/work-orders/{number}/dispatch",
+        json={"department_code": "education"},
+        headers=login("agent"),
+    )
+    assert dispatched.status_code == 200, dispatched.text
+    assert dispatched.json()["state"] == "dispatched"

@@ -38,6 +38,7 @@ def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datet
 SPEC = [
     ("received", "triage_auto", "dispatched", "system"),
     ("received returned", "send_to_review", "review", "system agent"),
+    ("reopened", "send_to_review", "review", "system"),
     ("received review", "dispatch", "dispatched", "agent supervisor"),
     ("dispatched returned", "redispatch", "dispatched", "agent supervisor"),
     ("accepted extension_requested reopened", "redispatch", "dispatched", "supervisor"),
