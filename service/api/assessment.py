@@ -29,6 +29,7 @@ from router.statistics import service as statistics
 from router.workorders.workflow import Role
 from service.api.deps import DbSession
 from service.api.security import require_roles
+from service.api.statistics import spreadsheet_text
 from service.auth import audit
 from service.auth.security import Actor
 from service.runtime import get_settings
@@ -72,7 +73,6 @@ EXPORT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("previous_score", "上期得分", "score"),
     ("trend", "环比", "trend"),
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class FiguresRead(BaseModel):
@@ -239,11 +239,6 @@ def get_drill_down(
     )
 
 
-def _text(value: str) -> str:
-    # A cell that starts like a formula would be run by the spreadsheet.
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
 def _cells(row: dict[str, Any]) -> list[Any]:
     cells: list[Any] = []
     for key, _, kind in EXPORT_COLUMNS:
@@ -253,7 +248,7 @@ def _cells(row: dict[str, Any]) -> list[Any]:
         elif kind == "trend":
             cells.append(TREND_NAMES.get(value, ""))
         elif kind == "text":
-            cells.append(_text(str(value or "")))
+            cells.append(spreadsheet_text(str(value or "")))
         else:
             cells.append(value)
     return cells

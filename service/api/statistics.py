@@ -172,11 +172,15 @@ def get_statistics(
     return StatisticsRead.model_validate(document)
 
 
+def spreadsheet_text(text: str) -> str:
+    """`text` for a spreadsheet cell: one that starts like a formula is quoted, not run."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "是" if value else "否"
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return spreadsheet_text("" if value is None else str(value))
 
 
 def _csv_lines(period: statistics.Period, unmasked: bool) -> Iterator[bytes]:
