@@ -440,36 +440,28 @@ def reopen(
         )
     ]
     order.closed_at = None
+
+    def system(action: workflow.Action, data: dict[str, Any] | None = None) -> WorkOrderEvent:
+        return act(
+            db_session=db_session,
+            work_order=order,
+            action=action.value,
+            actor=actor,
+            role=Role.SYSTEM,
+            reason=reason,
+            data=data,
+            now=at,
+        )
+
     if order.department_code is None:
         # Answered at intake (直接办结): no department to reopen to, so an agent dispatches it.
-        events.append(
-            act(
-                db_session=db_session,
-                work_order=order,
-                action=workflow.Action.SEND_TO_REVIEW.value,
-                actor=actor,
-                role=Role.SYSTEM,
-                reason=reason,
-                now=at,
-            )
-        )
+        events.append(system(workflow.Action.SEND_TO_REVIEW))
     else:
         restart_department_clock(
             db_session=db_session, order=order, now=at, calendar=calendar, policy=policy
         )
     if escalate:
-        events.append(
-            act(
-                db_session=db_session,
-                work_order=order,
-                action=workflow.Action.ESCALATE.value,
-                actor=actor,
-                role=Role.SYSTEM,
-                reason=reason,
-                data=dict(data or {}),
-                now=at,
-            )
-        )
+        events.append(system(workflow.Action.ESCALATE, dict(data or {})))
     return events
 
 
