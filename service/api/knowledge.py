@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query
-from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from router.knowledge import service as knowledge
@@ -26,6 +25,7 @@ from router.workorders.workflow import Role
 from service import knowledge as knowledge_service
 from service.api.appeals import AppealCreate
 from service.api.deps import DbSession, Offset
+from service.api.responses import LocalTimeJSONResponse
 from service.api.security import department_scope, require_roles
 from service.auth import audit
 from service.auth.masking import mask_text
@@ -238,7 +238,9 @@ def answer_at_intake(
         article_id=result.article_id,
         callbacks=result.callbacks,
     )
-    return JSONResponse(read.model_dump(mode="json"), status_code=201 if result.created else 200)
+    return LocalTimeJSONResponse(
+        read.model_dump(mode="json"), status_code=201 if result.created else 200
+    )
 
 
 # -- reading --------------------------------------------------------------------------------------
