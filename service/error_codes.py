@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["ERROR_CODES", "ErrorCode", "code_for", "code_for_exception"]
+__all__ = ["ERROR_CODES", "ErrorCode", "code_for", "code_for_exception", "error_body"]
 
 
 class ErrorCode(NamedTuple):
@@ -48,6 +48,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "TooManyRequests": ErrorCode("TOO_MANY_REQUESTS", "请求过于频繁，请稍后重试"),
     "ServiceUnavailable": ErrorCode("SERVICE_UNAVAILABLE", "服务暂不可用，请稍后重试"),
     "HTTPError": ErrorCode("HTTP_ERROR", "请求无法处理"),
+    "CrossSiteRequest": ErrorCode("CROSS_SITE_REQUEST", "请求来源不可信，请在本系统的页面中操作"),
     "InternalError": ErrorCode("INTERNAL_ERROR", "服务内部错误，已记录，请稍后重试或联系管理员"),
 }
 
@@ -64,3 +65,11 @@ def code_for_exception(exc: BaseException) -> ErrorCode:
         if cls.__name__ in ERROR_CODES:
             return ERROR_CODES[cls.__name__]
     return ERROR_CODES["HTTPError"]
+
+
+def error_body(
+    name: str, detail: object, row: ErrorCode | None = None, **extra: object
+) -> dict[str, object]:
+    """The JSON error; `row` defaults to the row of `name` in the table."""
+    row = row or code_for(name)
+    return {"error": name, "detail": detail, "code": row.code, "message": row.message, **extra}

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from classifier.errors import ClassifierError
 from router.errors import AppError
 from service.channels.open311 import Open311Error, render_xml
-from service.error_codes import ErrorCode, code_for, code_for_exception
+from service.error_codes import code_for_exception, error_body
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,6 @@ HTTP_ERROR_NAMES = {
     429: "TooManyRequests",
 }
 DATABASE_RETRY_AFTER_SECONDS = 5
-
-
-def error_body(
-    name: str, detail: object, row: ErrorCode | None = None, **extra: object
-) -> dict[str, object]:
-    """The JSON error; `row` defaults to the row of `name` in the error-code table."""
-    row = row or code_for(name)
-    return {"error": name, "detail": detail, "code": row.code, "message": row.message, **extra}
 
 
 def install_error_handlers(app: FastAPI) -> None:

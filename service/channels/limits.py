@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings, get_settings
 from service.db import Database
-from service.error_codes import code_for
+from service.error_codes import error_body
 from service.throttle import service as throttle
 from service.throttle.service import Limit
 
@@ -163,9 +163,7 @@ def take_intake_hits(
 def _error_body(path: str, status: int, name: str, detail: str) -> bytes:
     if path.startswith("/open311/"):
         return json.dumps([{"code": status, "description": detail}], ensure_ascii=False).encode()
-    row = code_for(name)
-    body = {"error": name, "detail": detail, "code": row.code, "message": row.message}
-    return json.dumps(body, ensure_ascii=False).encode()
+    return json.dumps(error_body(name, detail), ensure_ascii=False).encode()
 
 
 def too_large_detail(limit: int) -> str:

@@ -24,6 +24,7 @@ API_NAMES = {
     "InvalidEncoding",
     "HTTPError",
     "InternalError",
+    "CrossSiteRequest",  # service/api/csrf.py
 }
 
 
