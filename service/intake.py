@@ -149,13 +149,11 @@ def _store_duplicates(
     try:
         with db_session.begin_nested():
             return merges.store_checks(db_session=db_session, checks=checks, fresh=fresh)
-    except DBAPIError as exc:
-        if exc.connection_invalidated or isinstance(exc, OperationalError):
+    except Exception as exc:  # advice again: the orders are routed without their candidates
+        if isinstance(exc, DBAPIError) and (
+            exc.connection_invalidated or isinstance(exc, OperationalError)
+        ):
             raise  # the connection is gone: no savepoint can save the transaction
-        numbers = ", ".join(order.number for order, _ in checks)
-        log.exception("storing duplicate candidates failed for work order(s) %s", numbers)
-        return None
-    except Exception:  # advice again: the orders are routed without their candidates
         numbers = ", ".join(order.number for order, _ in checks)
         log.exception("storing duplicate candidates failed for work order(s) %s", numbers)
         return None
