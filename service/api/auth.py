@@ -120,10 +120,8 @@ def _sign_in(request: Request, db_session: DbSession, form: OAuth2PasswordReques
     if user is None:
         for limit, key in counted:
             throttle.record(db_session=db_session, limit=limit, key=key)
-    else:
-        throttle.reset(db_session=db_session, limit=account_limit, key=account_key)
-    if user is None:
         raise Unauthorized(BAD_CREDENTIALS)
+    throttle.reset(db_session=db_session, limit=account_limit, key=account_key)
     ttl = token_ttl(settings)
     issued_at, token_id = utcnow(), new_token_id()
     auth_service.start_session(

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.security import SESSION_COOKIE
 from service.channels.limits import send_error
 from service.config import get_settings
 
@@ -30,7 +31,7 @@ __all__ = ["CSRF_CHECKED_PATHS", "SAFE_METHODS", "CsrfMiddleware", "same_origin"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_CHECKED_PATHS = frozenset({"/api/v1/auth/login"})
 """Checked even without a session cookie: they set one."""
-SESSION_COOKIE = "hotline_session"  # service.api.security.SESSION_COOKIE (not imported: cycle)
+
 DETAIL = "跨站请求被拒绝：请从本系统页面操作"
 
 
