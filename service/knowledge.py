@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from classifier.errors import ClassifierError
+from router.calendar import DEFAULT_CALENDAR
 from router.catalogue import default_catalogue
 from router.errors import Conflict, InvalidInput
 from router.knowledge import service as knowledge
@@ -35,7 +35,6 @@ from service.db import Database
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 SEED_PREFIX = "tipdm2020:"
 
 
@@ -53,7 +52,7 @@ def _reply_date(value: str) -> datetime | None:
     """``2019/5/9 10:02:08`` (Beijing time) as an aware datetime; None when unreadable."""
     for pattern in ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d"):
         try:
-            return datetime.strptime(value, pattern).replace(tzinfo=SHANGHAI)
+            return datetime.strptime(value, pattern).replace(tzinfo=DEFAULT_CALENDAR.tz)
         except ValueError:
             continue
     return None
