@@ -209,10 +209,8 @@ def run() -> None:
     """Run everything on one machine: migrate, then API + worker + scheduler until interrupted."""
     settings = get_settings()
     _configure_logging(settings)
-    if settings.metrics_enabled:  # the children share the directory; `serve` reports it all
-        from service.observability import multiprocess
-
-        multiprocess.prepare(settings.metrics_dir)
+    # the children share the directory; `serve` reports it all
+    _prepare_metrics(settings, port=0, database=False)
     _require_broker(settings)
     migrate(revision="head")
     from service.bootstrap import prepare
