@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, true
+from sqlalchemy import and_, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from router.calendar import DEFAULT_CALENDAR, DeadlineUnit, WorkingCalendar
@@ -477,10 +477,13 @@ def on_time_rates(
         (WorkOrder.accepted_at, WorkOrder.accept_deadline_at),
         (WorkOrder.replied_at, WorkOrder.deadline_at),
     ):
-        on_time = and_(done.is_not(None), deadline.is_not(None), done <= deadline)
+        # As `dispatched_orders`: a sign-for or reply from before the latest dispatch (another
+        # department's, or before a reopen) does not count.
+        counted = and_(done.is_not(None), done >= WorkOrder.dispatched_at)
+        on_time = and_(counted, deadline.is_not(None), done <= deadline)
         late = and_(
             deadline.is_not(None),
-            or_(and_(done.is_not(None), done > deadline), and_(done.is_(None), deadline < now)),
+            or_(and_(counted, done > deadline), and_(not_(counted), deadline < now)),
         )
         rows.extend((func.count().filter(on_time), func.count().filter(late)))
     counts = db_session.execute(select(*rows).where(WorkOrder.dispatched_at >= since)).one()

@@ -422,3 +422,25 @@ def test_on_time_rates_agree_with_the_on_time_figures(session: Session) -> None:
         "handle": figures["reply"]["on_time_rate"],
     }
     assert rates == {"accept": 0.5, "handle": 0.25}
+
+
+def test_on_time_rates_leave_out_a_sign_for_and_reply_from_before_the_latest_dispatch(
+    session: Session,
+) -> None:
+    """The previous department's (or pre-reopen) times do not rate the current dispatch, in the
+    metrics' aggregate query as in the figures."""
+    day = local(2025, 11, 3, 9, 0)
+    order = dispatched_order(session, day, handle_within_days=3)
+    order.accepted_at, order.replied_at = local(2025, 11, 2, 10, 0), local(2025, 11, 2, 16, 0)
+    session.flush()
+    since, now = local(2025, 11, 1, 0, 0), local(2025, 11, 10, 0, 0)
+
+    rates = deadlines.on_time_rates(db_session=session, since=since, now=now)
+    figures = deadlines.on_time_figures(
+        db_session=session, since=since, until=now + timedelta(days=1), now=now
+    )
+    assert rates == {
+        "accept": figures["accept"]["on_time_rate"],
+        "handle": figures["reply"]["on_time_rate"],
+    }
+    assert rates == {"accept": 0.0, "handle": 0.0}  # both deadlines passed unmet
