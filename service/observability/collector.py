@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -26,8 +27,9 @@ from sqlalchemy.orm import Session
 from router.callbacks import service as callbacks
 from router.deadlines import service as deadlines
 from router.orm import utcnow
+from router.statistics import service as statistics
 from router.workorders.models import WorkOrder
-from router.workorders.workflow import CallbackOutcome, State
+from router.workorders.workflow import State
 from service import classification, health
 from service.config import Settings
 from service.db import Database
@@ -44,8 +46,6 @@ DUE_HORIZON = timedelta(hours=24)
 RATE_WINDOW = timedelta(days=7)
 """On-time rates cover the orders dispatched within this window."""
 SATISFACTION_WINDOW = timedelta(days=30)
-SATISFIED = (CallbackOutcome.SATISFIED.value, CallbackOutcome.BASICALLY_SATISFIED.value)
-RATED = (*SATISFIED, CallbackOutcome.UNSATISFIED.value)
 
 
 class DatabaseCollector(Collector):
@@ -184,14 +184,14 @@ def _figures(db_session: Session) -> Iterator[Metric]:
     for result, n in sorted(results.items()):
         outcomes.add_metric([result], float(n))
     yield outcomes
-    rated = sum(results.get(result, 0) for result in RATED)
+    rate = statistics.satisfaction_rate(Counter(results).elements())
     satisfaction = GaugeMetricFamily(
         "hotline_satisfaction_ratio",
         f"(Basically) satisfied share of the rated callbacks of the last "
         f"{SATISFACTION_WINDOW.days} days (absent when none was rated).",
     )
-    if rated:
-        satisfaction.add_metric([], sum(results.get(r, 0) for r in SATISFIED) / rated)
+    if rate is not None:
+        satisfaction.add_metric([], rate)
     yield satisfaction
 
     active = get_active(db_session=db_session)
