@@ -20,6 +20,7 @@ stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing hotline-router and its dependencies into .venv" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  # otel: the development environment has the tracing extra so that its hooks are tested
+  .venv/bin/python -m pip install --quiet -e ".[dev,otel]"
   touch "$stamp"
 fi
